@@ -1,0 +1,4 @@
+export * from './errors.ts';
+export type * from './types.ts';
+export type * from './options.ts';
+export type { Clock, ClockTimer } from './clock.ts';
