@@ -2,7 +2,7 @@
  * The options of {@link Discovery}. Every duration is in milliseconds. Each area's options are
  * validated by that area (`validate*` beside its code) when a Discovery is constructed.
  */
-import type { ServiceDiscoveryClient } from '@aws-sdk/client-servicediscovery';
+import type { ServiceDiscoveryClient, ServiceDiscoveryClientConfig } from '@aws-sdk/client-servicediscovery';
 import type { Clock } from './clock.ts';
 import type { BalancerFactory } from './types.ts';
 
@@ -116,26 +116,70 @@ export interface DnsOptions {
 export interface CloudMapOptions {
   /** @default the AWS SDK's own region resolution (`AWS_REGION`, profile) */
   region?: string;
-  /** A custom endpoint for the Cloud Map data API. */
+  /**
+   * A custom endpoint for the Cloud Map data API (`http://127.0.0.1:4566`, a VPC endpoint). It is
+   * used as given: the SDK's `data-` host prefix is not added to it.
+   */
   endpoint?: string;
-  /** Your own client; `region` and `endpoint` are then ignored. */
+  /**
+   * Your own client; `region` and `endpoint` are then ignored, and `close()` leaves it open.
+   * Its own retry strategy still applies under signpost's, so consider `maxAttempts: 1` on it.
+   */
   client?: ServiceDiscoveryClient;
+  /**
+   * Credentials for the client signpost creates: static keys or a provider function (from
+   * `@aws-sdk/credential-providers`, for example). Ignored when `client` is given.
+   * @default the AWS SDK's default credential chain (environment, profile, ECS task role, EC2)
+   */
+  credentials?: ServiceDiscoveryClientConfig['credentials'];
   /** @default 'HEALTHY_OR_ELSE_ALL' */
   healthStatus?: CloudMapHealthStatus;
   /**
+   * How often a name in use is checked again, in milliseconds: the `ttl` of every Cloud Map
+   * answer (the API has none). A check is one cheap DiscoverInstancesRevision call while nothing
+   * changed. A fleet of P processes each using S names makes about P × S × 1000 / pollInterval
+   * calls per second: 100 tasks using 10 names each make 200/s at the default, well inside the
+   * account's ~1,000/s. From 100 to 3,600,000.
+   * @default 5000
+   */
+  pollInterval?: number;
+  /**
    * Health changes do not change a service's revision, so a full DiscoverInstances is made at
-   * least this often even when DiscoverInstancesRevision says nothing changed.
+   * least this often, in milliseconds, even when DiscoverInstancesRevision says nothing changed.
+   * 0 makes every check a full one. From 0 to 3,600,000.
    * @default 30_000
    */
   fullRefreshInterval?: number;
   /**
-   * The most Cloud Map calls this process makes per second, across every service. The account-wide
-   * budget is about 1,000/s (bursts of 2,000) shared by the whole fleet.
+   * The most Cloud Map calls this process makes per second, across every service, retries
+   * included; up to one second's worth may go at once. Calls beyond it wait their turn. The
+   * account-wide budget is about 1,000/s (bursts of 2,000) shared by the whole fleet. From 0.1
+   * to 10,000.
    * @default 50
    */
   maxCallsPerSecond?: number;
-  /** Retries of a throttled call (RequestLimitExceeded, ThrottlingException), with backoff. @default 3 */
+  /**
+   * Retries of a call that was throttled (RequestLimitExceeded, ThrottlingException, HTTP 429),
+   * failed on the server (5xx), timed out or lost its connection; with exponential backoff and
+   * jitter. From 0 to 10.
+   * @default 3
+   */
   retries?: number;
+  /**
+   * The wait before the first retry, in milliseconds; it doubles with each retry, is randomized
+   * up to twice that, and never exceeds 5,000. From 1 to 60,000.
+   * @default 100
+   */
+  retryDelay?: number;
+  /** How long one call may take before it is abandoned (and retried), in milliseconds. @default 5000 */
+  timeout?: number;
+  /**
+   * The custom attribute read as an instance's `weight` (an integer from 0 to
+   * 65,535, as in SRV; 1 when absent or not such an integer). Register instances with it to send
+   * more traffic to bigger tasks under the `'weighted'` balancer.
+   * @default 'weight'
+   */
+  weightAttribute?: string;
 }
 
 export interface CacheOptions {
@@ -161,6 +205,70 @@ export interface CacheOptions {
 
 export type BalancerName = 'round-robin' | 'weighted' | 'least-request';
 
+/** A built-in balancing policy with its settings. */
+export interface BalancerConfig {
+  /**
+   * - `round-robin`: each instance in turn, from a random start (so a fleet of clients does not
+   *   all hit the same first instance); weights are ignored;
+   * - `weighted`: weighted random (RFC 2782), weights from {@link Instance.weight} or
+   *   {@link BalancerConfig.weightAttribute};
+   * - `least-request`: of two instances drawn at random, the one with fewer requests in flight.
+   *
+   * Every policy uses only the lowest SRV priority that has usable instances.
+   */
+  policy: BalancerName;
+  /**
+   * For `weighted`: the registry attribute (a Cloud Map custom attribute) that holds each
+   * instance's weight, a non-negative integer. Instances without it, or with a value that is not
+   * such an integer, keep their {@link Instance.weight}.
+   * @default undefined: the SRV weight ({@link Instance.weight})
+   */
+  weightAttribute?: string;
+}
+
+/**
+ * Passive health checking (outlier ejection): an instance that keeps failing is taken out of
+ * balancing for a while, then returns on its own. Failures are reported by the agent.
+ */
+export interface EjectionOptions {
+  /**
+   * Refused connections in a row that eject an instance. A refused connection means nothing
+   * listens at the address (a stopped task, a pod that is gone), a strong signal that costs the
+   * caller no wait, so by default the first one ejects.
+   * @default 1
+   */
+  consecutiveConnectFailures?: number;
+  /**
+   * Failures of any kind in a row (5xx responses, timeouts, reset connections and refused
+   * connections) that eject an instance. A success resets the count.
+   * @default 5
+   */
+  consecutiveFailures?: number;
+  /**
+   * How long the first ejection lasts, in milliseconds. The n-th ejection of the same instance
+   * lasts n times as long, up to {@link EjectionOptions.maxEjectionTime}; the count goes down by
+   * one for every `baseEjectionTime` the instance spends back in service.
+   * @default 30_000
+   */
+  baseEjectionTime?: number;
+  /** The longest an ejection lasts, in milliseconds. At least `baseEjectionTime`. @default 300_000 */
+  maxEjectionTime?: number;
+  /**
+   * The largest share of a service's instances, in percent (0 to 100), that may be ejected at
+   * once (rounded down: with 50, one of 2 or 3 instances, none of 1). Ejections beyond it are
+   * refused, so a fault on the caller's side cannot empty a service.
+   * @default 50
+   */
+  maxEjectedPercent?: number;
+  /**
+   * When fewer than this share of a service's instances, in percent (0 to 100), are usable, the
+   * ejections are ignored and every instance is used (panic mode): spreading the load over
+   * instances that may fail beats overloading the few that are left. 0 turns panic mode off.
+   * @default 50
+   */
+  panicThreshold?: number;
+}
+
 export interface DiscoveryOptions {
   /** Exact names and how to find their instances. */
   services?: Record<string, ServiceConfig>;
@@ -179,14 +287,23 @@ export interface DiscoveryOptions {
   cloudMap?: CloudMapOptions;
   cache?: CacheOptions;
   /** @default 'round-robin' */
-  balancer?: BalancerName | BalancerFactory;
+  balancer?: BalancerName | BalancerConfig | BalancerFactory;
+  /** Outlier ejection, or `false` to never eject. @default the defaults of {@link EjectionOptions} */
+  ejection?: EjectionOptions | false;
   /**
    * The caller's availability zone: a name, or `'auto'` to read it from the ECS task metadata
    * (v4) endpoint. `SIGNPOST_ZONE` in the environment is used when this is not set.
    * @default undefined: no zone affinity
    */
   zone?: string;
-  /** Prefer same-zone instances while at least `minLocal` of them are healthy. @default { minLocal: 2 } */
+  /**
+   * With the caller's zone known, send requests only to same-zone instances while at least
+   * `minLocal` of them are usable (not ejected). With fewer, the traffic spills to the other
+   * zones in proportion to their spare instances (as Envoy's zone-aware routing does), so the
+   * local ones get no more than their fair share. Instances with no zone count as remote.
+   * `false` balances over every zone alike.
+   * @default { minLocal: 2 }
+   */
   zoneAffinity?: { minLocal?: number } | false;
   /** The zone of DNS/SRV-found addresses, by CIDR: `{ '10.0.1.0/24': 'us-east-1a' }`. */
   subnets?: Record<string, string>;
