@@ -1,0 +1,56 @@
+import { expect } from 'vitest';
+
+/** Rejects if `promise` has not settled within `ms`: a bound, not a timing assertion. */
+export async function settlesWithin<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const bound = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`did not settle within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, bound]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The code of the SignpostError `promise` rejects with. */
+export async function codeOf(promise: Promise<unknown>): Promise<string> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error, 'expected a rejection').toBeInstanceOf(Error);
+  return (error as { code: string }).code;
+}
+
+const TRACKED = new Set(['UDPWrap', 'TCPWrap', 'TCPSocketWrap', 'Timeout', 'GetAddrInfoReqWrap', 'QueryReqWrap']);
+
+/** Sockets, timers and DNS requests open right now, by kind. */
+export function openResources(): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const kind of process.getActiveResourcesInfo()) {
+    if (TRACKED.has(kind)) counts[kind] = (counts[kind] ?? 0) + 1;
+  }
+  return counts;
+}
+
+/** Waits (a few turns of the loop) until the open resources are back to `before`. */
+export async function expectNoLeaks(before: Record<string, number>): Promise<void> {
+  for (let i = 0; i < 50; i++) {
+    if (JSON.stringify(openResources()) === JSON.stringify(before)) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  expect(openResources()).toEqual(before);
+}
+
+/** The open resources once the previous test's sockets and timers have finished closing. */
+export async function quietResources(): Promise<Record<string, number>> {
+  let last = JSON.stringify(openResources());
+  for (let stable = 0, i = 0; stable < 3 && i < 100; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const now = JSON.stringify(openResources());
+    stable = now === last ? stable + 1 : 0;
+    last = now;
+  }
+  return openResources();
+}
