@@ -71,6 +71,8 @@ export interface Balancer {
   update(instances: readonly Instance[]): void;
   /** An instance, or undefined when the set is empty. */
   pick(): Instance | undefined;
+  /** Releases subscriptions (health changes). No `update` or `pick` follows. Idempotent. */
+  close?(): void;
 }
 
 /** Makes a balancer for one service name. */

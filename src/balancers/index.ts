@@ -1,0 +1,100 @@
+/**
+ * Builds the balancer of one service: outlier filtering (ejected instances left out, with panic
+ * mode), then zone affinity, then the policy (round-robin, weighted, least-request or the
+ * caller's own factory) within each zone.
+ */
+import type { HealthTracker } from '../health.ts';
+import type { BalancerConfig, BalancerName } from '../options.ts';
+import type { Balancer, BalancerFactory } from '../types.ts';
+import { checkInteger, checkKeys, checkObject, checkOneOf, checkString, invalid } from '../validate.ts';
+import { LeastRequestBalancer } from './least-request.ts';
+import { OutlierBalancer } from './outlier.ts';
+import { RoundRobinBalancer } from './round-robin.ts';
+import { WeightedBalancer } from './weighted.ts';
+import { ZoneAffinityBalancer } from './zone-affinity.ts';
+
+export { LeastRequestBalancer, type Load } from './least-request.ts';
+export { OutlierBalancer, OutlierFilter, type PanicMessage } from './outlier.ts';
+export { lowestPriority } from './priority.ts';
+export { RoundRobinBalancer } from './round-robin.ts';
+export { WeightedBalancer, ZERO_WEIGHT_SHARE, type WeightedBalancerOptions } from './weighted.ts';
+export { DEFAULT_MIN_LOCAL, ZoneAffinityBalancer, type ZoneAffinityOptions } from './zone-affinity.ts';
+
+export const BALANCER_NAMES: readonly BalancerName[] = ['round-robin', 'weighted', 'least-request'];
+
+export interface CreateBalancerOptions {
+  /** @default 'round-robin' */
+  balancer?: BalancerName | BalancerConfig | BalancerFactory | undefined;
+  /**
+   * The caller's zone, shared by every balancer; when it becomes known (zone 'auto' resolves
+   * after start), call `update` again with the same instances to apply it.
+   */
+  zone?: { readonly current: string | undefined } | undefined;
+  /** @default { minLocal: 2 } */
+  zoneAffinity?: { minLocal?: number } | false | undefined;
+  health: HealthTracker;
+}
+
+const NO_ZONE: { readonly current: string | undefined } = { current: undefined };
+
+/**
+ * The balancer of service `name`. It rebuilds itself when one of its instances is ejected or
+ * returns; `close()` stops that.
+ */
+export function createBalancer(name: string, options: CreateBalancerOptions): Balancer {
+  const { health } = options;
+  const create = policyFactory(name, options.balancer, health);
+  if (options.zoneAffinity === false) return new OutlierBalancer(create(), health, name);
+  return new ZoneAffinityBalancer({
+    zone: options.zone ?? NO_ZONE,
+    minLocal: options.zoneAffinity?.minLocal,
+    create,
+    health,
+    name,
+  });
+}
+
+function policyFactory(
+  name: string,
+  balancer: BalancerName | BalancerConfig | BalancerFactory | undefined,
+  health: HealthTracker,
+): () => Balancer {
+  if (typeof balancer === 'function') return () => balancer(name);
+  const config: BalancerConfig = typeof balancer === 'object' ? balancer : { policy: balancer ?? 'round-robin' };
+  switch (config.policy) {
+    case 'weighted':
+      return () => new WeightedBalancer({ weightAttribute: config.weightAttribute });
+    case 'least-request':
+      return () => new LeastRequestBalancer((instance) => health.state(instance));
+    default:
+      return () => new RoundRobinBalancer();
+  }
+}
+
+/** Throws InvalidArgumentError (SIGNPOST_ERR_INVALID_ARG) for a bad `balancer` or `zoneAffinity`. */
+export function validateBalancerOptions(options: { balancer?: unknown; zoneAffinity?: unknown }): void {
+  const { balancer, zoneAffinity } = options;
+  if (balancer !== undefined && typeof balancer !== 'function') {
+    if (typeof balancer === 'string') {
+      checkOneOf('balancer', balancer, BALANCER_NAMES);
+    } else {
+      if (typeof balancer !== 'object' || balancer === null || Array.isArray(balancer)) {
+        throw invalid('balancer', balancer, `one of ${BALANCER_NAMES.map((n) => `"${n}"`).join(', ')}, { policy, weightAttribute } or a function`);
+      }
+      checkObject('balancer', balancer);
+      checkKeys('balancer', balancer, ['policy', 'weightAttribute']);
+      checkOneOf('balancer.policy', balancer.policy, BALANCER_NAMES);
+      if (balancer.weightAttribute !== undefined) {
+        checkString('balancer.weightAttribute', balancer.weightAttribute);
+        if (balancer.policy !== 'weighted') {
+          throw invalid('balancer.weightAttribute', balancer.weightAttribute, 'only with policy "weighted"');
+        }
+      }
+    }
+  }
+  if (zoneAffinity !== undefined && zoneAffinity !== false) {
+    checkObject('zoneAffinity', zoneAffinity);
+    checkKeys('zoneAffinity', zoneAffinity, ['minLocal']);
+    if (zoneAffinity.minLocal !== undefined) checkInteger('zoneAffinity.minLocal', zoneAffinity.minLocal, 1, 1_000_000);
+  }
+}

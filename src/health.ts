@@ -1,0 +1,415 @@
+/**
+ * Passive health checking: the agent reports how each request to an instance went, and an
+ * instance that keeps failing is ejected (left out of balancing) for a while, then returns on
+ * its own. The balancers of every service that has the instance are told, so they rebuild.
+ */
+import { channel } from 'node:diagnostics_channel';
+import { isIPv6 } from 'node:net';
+import type { Clock, ClockTimer } from './clock.ts';
+import type { EjectionOptions } from './options.ts';
+import type { Instance } from './types.ts';
+import { checkInteger, checkDuration, checkKeys, checkObject, invalid } from './validate.ts';
+
+export const DEFAULT_CONSECUTIVE_CONNECT_FAILURES = 1;
+export const DEFAULT_CONSECUTIVE_FAILURES = 5;
+export const DEFAULT_BASE_EJECTION_TIME_MS = 30_000;
+export const DEFAULT_MAX_EJECTION_TIME_MS = 300_000;
+export const DEFAULT_MAX_EJECTED_PERCENT = 50;
+export const DEFAULT_PANIC_THRESHOLD_PERCENT = 50;
+
+/**
+ * How a request to an instance failed:
+ * - `connect`: the connection was refused (nothing listens there);
+ * - `timeout`: connecting or the response took too long;
+ * - `reset`: the connection was reset or closed before the response ended;
+ * - `5xx`: the instance answered with a server error.
+ */
+export type FailureKind = 'connect' | 'timeout' | 'reset' | '5xx';
+
+/** Why an instance changed: `eject` when it was taken out, `return` when it came back. */
+export type HealthEvent = 'eject' | 'return';
+
+export type HealthListener = (state: InstanceHealth, event: HealthEvent) => void;
+
+/** The message of `signpost:health:eject`. */
+export interface EjectMessage {
+  /** The instance key (`address:port`). */
+  readonly key: string;
+  /** The failure that tipped the instance over. */
+  readonly kind: FailureKind;
+  /** How many times in a row the instance has been ejected, this one included. */
+  readonly ejections: number;
+  /** How long this ejection lasts, in milliseconds. */
+  readonly ejectionTime: number;
+}
+
+/** The message of `signpost:health:return`. */
+export interface ReturnMessage {
+  readonly key: string;
+}
+
+const ejectChannel = channel('signpost:health:eject');
+const returnChannel = channel('signpost:health:return');
+
+/**
+ * The key of an instance's health state and pool: `address:port` (`[address]:port` for IPv6),
+ * or the address alone when the instance has no port.
+ */
+export function instanceKey(instance: Pick<Instance, 'address' | 'port'>): string {
+  const host = isIPv6(instance.address) ? `[${instance.address}]` : instance.address;
+  return instance.port === undefined ? host : `${host}:${instance.port}`;
+}
+
+/**
+ * The mutable health of one instance, shared by every service that has it. The agent changes it
+ * only through {@link HealthTracker}'s `on*` methods; balancers read `inflight` and `ejected`.
+ */
+export class InstanceHealth {
+  /** `address:port`, see {@link instanceKey}. */
+  readonly key: string;
+  /** Requests started and not yet finished. */
+  inflight = 0;
+  /** Requests started, in all. */
+  requests = 0;
+  /** Requests failed, in all. */
+  failures = 0;
+  /** Failures of any kind since the last success or return. */
+  consecutiveFailures = 0;
+  /** Refused connections since the last success or return. */
+  consecutiveConnectFailures = 0;
+  /** Out of balancing until `ejectedUntil`. */
+  ejected = false;
+  /** The ejection multiplier: ejections in a row, less one per base ejection time back in service. */
+  ejections = 0;
+  /** When the current ejection ends, on the tracker's clock; 0 when not ejected. */
+  ejectedUntil = 0;
+
+  /** @internal When the instance last returned, on the tracker's clock. */
+  returnedAt = 0;
+  /** @internal The return timer while ejected. */
+  timer: ClockTimer | undefined = undefined;
+  /** @internal The groups (services) that have the instance. */
+  readonly groups = new Set<GroupImpl>();
+
+  constructor(key: string) {
+    this.key = key;
+  }
+}
+
+/** A read-only copy of one instance's health, for `stats()`. */
+export interface InstanceHealthStats {
+  readonly key: string;
+  readonly inflight: number;
+  readonly requests: number;
+  readonly failures: number;
+  readonly consecutiveFailures: number;
+  readonly ejected: boolean;
+  readonly ejections: number;
+  readonly ejectedUntil: number;
+}
+
+export interface HealthStats {
+  /** Instances tracked. */
+  readonly instances: number;
+  /** Instances ejected now. */
+  readonly ejected: number;
+  /** Ejections since the tracker was made. */
+  readonly totalEjections: number;
+  /** Ejections refused because `maxEjectedPercent` of a service was already out. */
+  readonly refusedEjections: number;
+  readonly states: readonly InstanceHealthStats[];
+}
+
+/**
+ * The instances of one service, as a balancer sees them: the unit of `maxEjectedPercent`, and
+ * the scope of change notifications.
+ */
+export interface HealthGroup {
+  /** Replaces the group's instances; returns their states, in the same order. */
+  set(instances: readonly Instance[]): readonly InstanceHealth[];
+  /** Leaves the tracker: no more notifications. Idempotent. */
+  close(): void;
+}
+
+interface ResolvedEjectionOptions {
+  readonly enabled: boolean;
+  readonly consecutiveConnectFailures: number;
+  readonly consecutiveFailures: number;
+  readonly baseEjectionTime: number;
+  readonly maxEjectionTime: number;
+  readonly maxEjectedPercent: number;
+  readonly panicThreshold: number;
+}
+
+class GroupImpl implements HealthGroup {
+  states: readonly InstanceHealth[] = [];
+  closed = false;
+  readonly #tracker: HealthTracker;
+  readonly onChange: HealthListener;
+
+  constructor(tracker: HealthTracker, onChange: HealthListener) {
+    this.#tracker = tracker;
+    this.onChange = onChange;
+  }
+
+  set(instances: readonly Instance[]): readonly InstanceHealth[] {
+    if (this.closed) return instances.map((instance) => this.#tracker.state(instance));
+    for (const state of this.states) state.groups.delete(this);
+    const states = instances.map((instance) => this.#tracker.state(instance));
+    for (const state of states) state.groups.add(this);
+    this.states = states;
+    return states;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const state of this.states) state.groups.delete(this);
+    this.states = [];
+  }
+
+  /** Whether one more of the group's instances may be ejected under `maxEjectedPercent`. */
+  ejectable(maxEjectedPercent: number): boolean {
+    let ejected = 0;
+    for (const state of this.states) if (state.ejected) ejected++;
+    return ejected + 1 <= Math.floor((this.states.length * maxEjectedPercent) / 100);
+  }
+}
+
+const EJECTION_KEYS = [
+  'consecutiveConnectFailures',
+  'consecutiveFailures',
+  'baseEjectionTime',
+  'maxEjectionTime',
+  'maxEjectedPercent',
+  'panicThreshold',
+] as const;
+
+/** Throws InvalidArgumentError for a bad `ejection` option. */
+export function validateEjectionOptions(ejection: unknown): asserts ejection is EjectionOptions | false | undefined {
+  if (ejection === undefined || ejection === false) return;
+  checkObject('ejection', ejection);
+  checkKeys('ejection', ejection, EJECTION_KEYS);
+  const o = ejection;
+  if (o.consecutiveConnectFailures !== undefined) {
+    checkInteger('ejection.consecutiveConnectFailures', o.consecutiveConnectFailures, 1, 1000);
+  }
+  if (o.consecutiveFailures !== undefined) checkInteger('ejection.consecutiveFailures', o.consecutiveFailures, 1, 1000);
+  if (o.baseEjectionTime !== undefined) checkDuration('ejection.baseEjectionTime', o.baseEjectionTime, 1);
+  if (o.maxEjectionTime !== undefined) checkDuration('ejection.maxEjectionTime', o.maxEjectionTime, 1);
+  const base = (o.baseEjectionTime as number | undefined) ?? DEFAULT_BASE_EJECTION_TIME_MS;
+  const max = (o.maxEjectionTime as number | undefined) ?? DEFAULT_MAX_EJECTION_TIME_MS;
+  if (max < base) {
+    throw invalid(
+      'ejection.maxEjectionTime',
+      max,
+      `at least ejection.baseEjectionTime (${base})${o.maxEjectionTime === undefined ? '; set maxEjectionTime too' : ''}`,
+    );
+  }
+  if (o.maxEjectedPercent !== undefined) checkInteger('ejection.maxEjectedPercent', o.maxEjectedPercent, 0, 100);
+  if (o.panicThreshold !== undefined) checkInteger('ejection.panicThreshold', o.panicThreshold, 0, 100);
+}
+
+/**
+ * Owns one {@link InstanceHealth} per instance key and decides ejections.
+ *
+ * The agent calls `state(instance)` once per request, then `onStart(state)` and one of
+ * `onSuccess(state)` or `onFailure(state, kind)`. An instance is ejected after
+ * `consecutiveConnectFailures` refused connections or `consecutiveFailures` failures of any kind
+ * in a row, unless that would put more than `maxEjectedPercent` of one of its services out.
+ * It returns after `baseEjectionTime × ejections` (at most `maxEjectionTime`).
+ */
+export class HealthTracker {
+  readonly #options: ResolvedEjectionOptions;
+  readonly #clock: Clock;
+  readonly #states = new Map<string, InstanceHealth>();
+  readonly #listeners = new Set<HealthListener>();
+  #totalEjections = 0;
+  #refusedEjections = 0;
+  #closed = false;
+
+  constructor(options: EjectionOptions | false | undefined, clock: Clock) {
+    validateEjectionOptions(options);
+    const o = options || {};
+    this.#options = {
+      enabled: options !== false,
+      consecutiveConnectFailures: o.consecutiveConnectFailures ?? DEFAULT_CONSECUTIVE_CONNECT_FAILURES,
+      consecutiveFailures: o.consecutiveFailures ?? DEFAULT_CONSECUTIVE_FAILURES,
+      baseEjectionTime: o.baseEjectionTime ?? DEFAULT_BASE_EJECTION_TIME_MS,
+      maxEjectionTime: o.maxEjectionTime ?? DEFAULT_MAX_EJECTION_TIME_MS,
+      maxEjectedPercent: o.maxEjectedPercent ?? DEFAULT_MAX_EJECTED_PERCENT,
+      panicThreshold: o.panicThreshold ?? DEFAULT_PANIC_THRESHOLD_PERCENT,
+    };
+    this.#clock = clock;
+  }
+
+  /** Below this share of usable instances, in percent, balancers use every instance. */
+  get panicThreshold(): number {
+    return this.#options.panicThreshold;
+  }
+
+  /** The state of an instance, made on first use. */
+  state(instance: Pick<Instance, 'address' | 'port'>): InstanceHealth {
+    const key = instanceKey(instance);
+    let state = this.#states.get(key);
+    if (state === undefined) {
+      state = new InstanceHealth(key);
+      this.#states.set(key, state);
+    }
+    return state;
+  }
+
+  /** A request to the instance started. */
+  onStart(state: InstanceHealth): void {
+    state.inflight++;
+    state.requests++;
+  }
+
+  /** A request to the instance succeeded (any response below 500 counts). */
+  onSuccess(state: InstanceHealth): void {
+    if (state.inflight > 0) state.inflight--;
+    state.consecutiveFailures = 0;
+    state.consecutiveConnectFailures = 0;
+  }
+
+  /** A request to the instance failed. */
+  onFailure(state: InstanceHealth, kind: FailureKind): void {
+    if (state.inflight > 0) state.inflight--;
+    state.failures++;
+    // Requests still in flight when the instance was ejected report late: they must not extend
+    // or repeat the ejection.
+    if (state.ejected || !this.#options.enabled || this.#closed) return;
+    state.consecutiveFailures++;
+    if (kind === 'connect') state.consecutiveConnectFailures++;
+    else state.consecutiveConnectFailures = 0;
+    if (
+      state.consecutiveFailures >= this.#options.consecutiveFailures ||
+      state.consecutiveConnectFailures >= this.#options.consecutiveConnectFailures
+    ) {
+      this.#eject(state, kind);
+    }
+  }
+
+  /**
+   * Drops the states of instances that left the registry. A key still in a service's balancer
+   * is kept: call this after the balancers were updated.
+   */
+  forget(keys: Iterable<string>): void {
+    for (const key of keys) {
+      const state = this.#states.get(key);
+      if (state === undefined || state.groups.size > 0) continue;
+      if (state.timer !== undefined) this.#clock.clearTimeout(state.timer);
+      state.timer = undefined;
+      this.#states.delete(key);
+    }
+  }
+
+  /**
+   * A group for one service's balancer: it counts for `maxEjectedPercent`, and `onChange` is
+   * called when one of its instances is ejected or returns.
+   */
+  group(onChange: HealthListener): HealthGroup {
+    return new GroupImpl(this, onChange);
+  }
+
+  /** Calls `listener` for every ejection and return. Returns the unsubscribe function. */
+  subscribe(listener: HealthListener): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  stats(): HealthStats {
+    let ejected = 0;
+    const states: InstanceHealthStats[] = [];
+    for (const s of this.#states.values()) {
+      if (s.ejected) ejected++;
+      states.push({
+        key: s.key,
+        inflight: s.inflight,
+        requests: s.requests,
+        failures: s.failures,
+        consecutiveFailures: s.consecutiveFailures,
+        ejected: s.ejected,
+        ejections: s.ejections,
+        ejectedUntil: s.ejectedUntil,
+      });
+    }
+    return {
+      instances: this.#states.size,
+      ejected,
+      totalEjections: this.#totalEjections,
+      refusedEjections: this.#refusedEjections,
+      states,
+    };
+  }
+
+  /** Clears every return timer; no ejection happens afterwards. Idempotent. */
+  close(): void {
+    this.#closed = true;
+    for (const state of this.#states.values()) {
+      if (state.timer !== undefined) this.#clock.clearTimeout(state.timer);
+      state.timer = undefined;
+    }
+    this.#listeners.clear();
+  }
+
+  #eject(state: InstanceHealth, kind: FailureKind): void {
+    const o = this.#options;
+    for (const group of state.groups) {
+      if (!group.ejectable(o.maxEjectedPercent)) {
+        // Counters keep running, so the next failure asks again: another instance may have
+        // returned by then.
+        this.#refusedEjections++;
+        return;
+      }
+    }
+    const now = this.#clock.now();
+    if (state.ejections > 0) {
+      const healthyPeriods = Math.floor((now - state.returnedAt) / o.baseEjectionTime);
+      state.ejections = Math.max(0, state.ejections - healthyPeriods);
+    }
+    state.ejections++;
+    const ejectionTime = Math.min(o.baseEjectionTime * state.ejections, o.maxEjectionTime);
+    state.ejected = true;
+    state.ejectedUntil = now + ejectionTime;
+    state.timer = this.#clock.setTimeout(() => this.#return(state), ejectionTime);
+    this.#totalEjections++;
+    if (ejectChannel.hasSubscribers) {
+      ejectChannel.publish({ key: state.key, kind, ejections: state.ejections, ejectionTime } satisfies EjectMessage);
+    }
+    this.#notify(state, 'eject');
+  }
+
+  #return(state: InstanceHealth): void {
+    state.timer = undefined;
+    if (this.#closed || !state.ejected) return;
+    state.ejected = false;
+    state.ejectedUntil = 0;
+    state.returnedAt = this.#clock.now();
+    state.consecutiveFailures = 0;
+    state.consecutiveConnectFailures = 0;
+    if (returnChannel.hasSubscribers) returnChannel.publish({ key: state.key } satisfies ReturnMessage);
+    this.#notify(state, 'return');
+  }
+
+  #notify(state: InstanceHealth, event: HealthEvent): void {
+    // A listener that throws must not keep the others from rebuilding, nor surface in the
+    // request that reported the failure.
+    for (const group of [...state.groups]) {
+      try {
+        group.onChange(state, event);
+      } catch (error) {
+        process.emitWarning(`signpost: a balancer failed to rebuild after a health change: ${String(error)}`, {
+          code: 'SIGNPOST_HEALTH',
+        });
+      }
+    }
+    for (const listener of [...this.#listeners]) {
+      try {
+        listener(state, event);
+      } catch (error) {
+        process.emitWarning(`signpost: a health listener threw: ${String(error)}`, { code: 'SIGNPOST_HEALTH' });
+      }
+    }
+  }
+}
