@@ -308,8 +308,16 @@ class AttemptTimeoutError extends Error {
   override readonly name = 'TimeoutError';
 }
 
+/**
+ * A request that got no response. Fetch-style handlers report these as TypeError, which p-retry
+ * would otherwise refuse to retry.
+ */
+class NetworkError extends Error {
+  override readonly name = 'NetworkError';
+}
+
 function isRetryable(error: unknown): boolean {
-  if (error instanceof AttemptTimeoutError) return true;
+  if (error instanceof AttemptTimeoutError || error instanceof NetworkError) return true;
   const name = errorName(error);
   if (AUTH_ERRORS.has(name)) return false;
   if (RETRYABLE_ERRORS.has(name) || NETWORK_CODES.has(name)) return true;
@@ -526,6 +534,7 @@ export class CloudMapClient {
       return await send(controller.signal);
     } catch (error) {
       if (controller.signal.aborted && !signal.aborted) throw controller.signal.reason;
+      if (error instanceof TypeError && statusOf(error) === undefined) throw new NetworkError(error.message, { cause: error });
       throw error;
     } finally {
       this.clock.clearTimeout(timer);
