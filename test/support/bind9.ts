@@ -145,6 +145,7 @@ export class Bind9 {
           '  dnssec-validation no;',
           '  notify no;',
           '  minimal-responses no;',
+          '  querylog yes;',
           '};',
           ...zoneStanzas,
           '',
@@ -187,6 +188,15 @@ export class Bind9 {
       }
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
+  }
+
+  /** How many queries for `name` (and `type`, if given) named has logged since it started. */
+  queries(name: string, type?: string): number {
+    const pattern = new RegExp(
+      `query: ${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} IN ${type ?? '\\S+'} `,
+      'gi',
+    );
+    return this.#log.match(pattern)?.length ?? 0;
   }
 
   /** Sends one nsupdate batch, e.g. `['update add a.test.local 1 A 127.0.0.2']`. */

@@ -1,0 +1,334 @@
+/**
+ * The resolution cache: one entry per resolved name, holding the instances that are served now.
+ *
+ * Time is driven by timers, never read on the hot path: an entry is refreshed in the background
+ * once `refreshAhead` of its TTL has passed (if it was used since the last refresh), expires at
+ * its TTL, and while the registry fails keeps serving its last answer for up to `staleTtl`
+ * past expiry (RFC 8767). Negative answers (not found, no instances) are kept for
+ * `negativeTtl`. One query per name is in flight at a time (single flight), and the number of
+ * names is bounded by lru-cache.
+ */
+import { channel } from 'node:diagnostics_channel';
+import { LRUCache } from 'lru-cache';
+import type { Clock, ClockTimer } from './clock.ts';
+import { NoInstancesError, NotFoundError, ResolveError, SignpostError } from './errors.ts';
+import { instanceKey, sameInstances } from './instance.ts';
+import type { CacheOptions } from './options.ts';
+import type { Instance, Resolution, Resolver } from './types.ts';
+import { checkDuration, checkInteger, checkKeys, checkNumber, checkObject } from './validate.ts';
+
+export const DEFAULT_MIN_TTL_MS = 1000;
+export const DEFAULT_MAX_TTL_MS = 300_000;
+export const DEFAULT_STALE_TTL_MS = 300_000;
+export const DEFAULT_NEGATIVE_TTL_MS = 5000;
+export const DEFAULT_MAX_NAMES = 10_000;
+export const DEFAULT_REFRESH_AHEAD = 0.8;
+/** First wait before a stale entry asks the registry again; doubles up to the max. */
+const STALE_RETRY_MIN_MS = 1000;
+/** RFC 8767 suggests 30 s between attempts while serving stale. */
+const STALE_RETRY_MAX_MS = 30_000;
+
+export type CacheSettings = Required<CacheOptions>;
+
+export function validateCacheOptions(value: unknown, path = 'cache'): CacheSettings {
+  checkObject(path, value);
+  checkKeys(path, value, ['minTtl', 'maxTtl', 'staleTtl', 'negativeTtl', 'maxNames', 'refreshAhead']);
+  const v = value as CacheOptions;
+  const settings: CacheSettings = {
+    minTtl: v.minTtl ?? DEFAULT_MIN_TTL_MS,
+    maxTtl: v.maxTtl ?? DEFAULT_MAX_TTL_MS,
+    staleTtl: v.staleTtl ?? DEFAULT_STALE_TTL_MS,
+    negativeTtl: v.negativeTtl ?? DEFAULT_NEGATIVE_TTL_MS,
+    maxNames: v.maxNames ?? DEFAULT_MAX_NAMES,
+    refreshAhead: v.refreshAhead ?? DEFAULT_REFRESH_AHEAD,
+  };
+  // A TTL of 0 would make every pick wait on the registry: at least 1 ms.
+  checkDuration(`${path}.minTtl`, settings.minTtl, 1);
+  checkDuration(`${path}.maxTtl`, settings.maxTtl, 1);
+  if (settings.maxTtl < settings.minTtl) {
+    checkDuration(`${path}.maxTtl`, settings.maxTtl, settings.minTtl);
+  }
+  checkDuration(`${path}.staleTtl`, settings.staleTtl);
+  checkDuration(`${path}.negativeTtl`, settings.negativeTtl);
+  checkInteger(`${path}.maxNames`, settings.maxNames, 1, 10_000_000);
+  checkNumber(`${path}.refreshAhead`, settings.refreshAhead, 0.5, 0.95);
+  return settings;
+}
+
+/**
+ * - `cold`: never answered, or dropped (unused at expiry, or stale for too long); the next
+ *   `ensure` queries and waits.
+ * - `fresh`: within its TTL.
+ * - `stale`: past its TTL, the registry failing, still served for up to `staleTtl`.
+ * - `negative`: not found / no instances, remembered for `negativeTtl`.
+ */
+export type EntryState = 'cold' | 'fresh' | 'stale' | 'negative';
+
+const EMPTY: readonly Instance[] = Object.freeze([]);
+
+function byPriorityThenKey(a: Instance, b: Instance): number {
+  if (a.priority !== b.priority) return a.priority - b.priority;
+  const ka = instanceKey(a);
+  const kb = instanceKey(b);
+  return ka < kb ? -1 : ka > kb ? 1 : 0;
+}
+
+const resolveChannel = channel('signpost:resolve:done');
+const resolveErrorChannel = channel('signpost:resolve:error');
+const staleChannel = channel('signpost:resolve:stale');
+
+/** Fields of an entry the rest of signpost reads. */
+export class CacheEntry {
+  readonly name: string;
+  readonly resolver: Resolver;
+  state: EntryState = 'cold';
+  /** What is served now: empty unless fresh or stale. */
+  instances: readonly Instance[] = EMPTY;
+  /** The last answer's error when negative, or the last refresh failure. */
+  error: SignpostError | undefined;
+  /** Set by whoever serves this entry; read and cleared when a refresh is due. */
+  used = false;
+  /** The last successful resolution, handed back to the resolver (revision gating). */
+  resolution: Resolution | undefined;
+  inflight: Promise<void> | undefined;
+  timer: ClockTimer | undefined;
+  staleTimer: ClockTimer | undefined;
+  staleRetryMs = STALE_RETRY_MIN_MS;
+  readonly abort = new AbortController();
+
+  constructor(name: string, resolver: Resolver) {
+    this.name = name;
+    this.resolver = resolver;
+  }
+}
+
+export interface CacheHooks {
+  /** The served set of an entry changed (also to or from empty). */
+  onChange(entry: CacheEntry, previous: readonly Instance[]): void;
+  /** The entry left the cache (evicted or closed). `instances` is already empty. */
+  onEvict(entry: CacheEntry): void;
+  /** Post-processing of a fresh answer (zones from subnets): returns a new array. */
+  mapInstances?(instances: readonly Instance[]): readonly Instance[];
+}
+
+export class ResolutionCache {
+  readonly settings: CacheSettings;
+  readonly #clock: Clock;
+  readonly #hooks: CacheHooks;
+  readonly #entries: LRUCache<string, CacheEntry>;
+  /** Upstream queries started, for stats and tests. */
+  queries = 0;
+
+  constructor(settings: CacheSettings, clock: Clock, hooks: CacheHooks) {
+    this.settings = settings;
+    this.#clock = clock;
+    this.#hooks = hooks;
+    this.#entries = new LRUCache<string, CacheEntry>({
+      max: settings.maxNames,
+      dispose: (entry) => this.#dispose(entry),
+    });
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  /** The entry for a name, created cold if new. */
+  entry(name: string, resolver: Resolver): CacheEntry {
+    let entry = this.#entries.get(name);
+    if (entry === undefined) {
+      entry = new CacheEntry(name, resolver);
+      this.#entries.set(name, entry);
+    }
+    return entry;
+  }
+
+  peek(name: string): CacheEntry | undefined {
+    return this.#entries.peek(name);
+  }
+
+  /**
+   * Waits until the entry has something to say: at once when fresh, stale or negative;
+   * otherwise after one query (shared with every concurrent caller).
+   */
+  ensure(entry: CacheEntry): Promise<void> | undefined {
+    if (entry.state !== 'cold') return undefined;
+    return this.refresh(entry);
+  }
+
+  /** Starts a query unless one is in flight; the promise never rejects. */
+  refresh(entry: CacheEntry): Promise<void> {
+    if (entry.inflight) return entry.inflight;
+    if (entry.abort.signal.aborted) return Promise.resolve();
+    this.queries++;
+    const started = this.#clock.now();
+    let promise: Promise<Resolution>;
+    try {
+      promise = entry.resolver.resolve(entry.name, {
+        signal: entry.abort.signal,
+        previous: entry.resolution,
+      });
+    } catch (error) {
+      promise = Promise.reject(error);
+    }
+    const settled = promise.then(
+      (resolution) => this.#succeeded(entry, resolution, started),
+      (error: unknown) => this.#failed(entry, error),
+    );
+    entry.inflight = settled.finally(() => {
+      entry.inflight = undefined;
+    });
+    return entry.inflight;
+  }
+
+  #succeeded(entry: CacheEntry, resolution: Resolution, started: number): void {
+    if (entry.abort.signal.aborted) return;
+    if (resolveChannel.hasSubscribers) {
+      resolveChannel.publish({
+        name: entry.name,
+        instances: resolution.instances,
+        ttl: resolution.ttl,
+        duration: this.#clock.now() - started,
+      });
+    }
+    if (resolution.instances.length === 0) {
+      this.#negative(
+        entry,
+        new NoInstancesError(
+          `${entry.name} exists but has no instances: check that its tasks/pods are running, ` +
+            'registered and passing health checks',
+          { hostname: entry.name },
+        ),
+      );
+      return;
+    }
+    entry.resolution = resolution;
+    entry.error = undefined;
+    entry.state = 'fresh';
+    entry.staleRetryMs = STALE_RETRY_MIN_MS;
+    this.#clearTimers(entry);
+    this.#serve(entry, resolution.instances);
+    const { minTtl, maxTtl, refreshAhead } = this.settings;
+    const ttl = Math.min(Math.max(Number.isFinite(resolution.ttl) ? resolution.ttl : maxTtl, minTtl), maxTtl);
+    entry.timer = this.#clock.setTimeout(() => this.#refreshDue(entry, ttl), Math.floor(ttl * refreshAhead));
+  }
+
+  /** Refresh-ahead point: refresh a name in use; let an unused one lapse at expiry. */
+  #refreshDue(entry: CacheEntry, ttl: number): void {
+    const remaining = ttl - Math.floor(ttl * this.settings.refreshAhead);
+    entry.timer = this.#clock.setTimeout(() => this.#expired(entry), remaining);
+    if (entry.used) {
+      entry.used = false;
+      // Served names stay recent in the LRU even though picks never touch it.
+      this.#entries.get(entry.name);
+      void this.refresh(entry);
+    }
+  }
+
+  #expired(entry: CacheEntry): void {
+    entry.timer = undefined;
+    // A refresh that succeeded would have replaced this timer: the registry is failing or slow.
+    if (!entry.used && entry.inflight === undefined && entry.error === undefined) {
+      this.#drop(entry);
+      return;
+    }
+    if (this.settings.staleTtl === 0) {
+      this.#drop(entry);
+      return;
+    }
+    entry.state = 'stale';
+    if (staleChannel.hasSubscribers) {
+      staleChannel.publish({ name: entry.name, instances: entry.instances, error: entry.error });
+    }
+    entry.staleTimer = this.#clock.setTimeout(() => {
+      entry.staleTimer = undefined;
+      this.#drop(entry);
+    }, this.settings.staleTtl);
+    this.#retryStale(entry);
+  }
+
+  #retryStale(entry: CacheEntry): void {
+    void this.refresh(entry);
+    const wait = entry.staleRetryMs;
+    entry.staleRetryMs = Math.min(wait * 2, STALE_RETRY_MAX_MS);
+    entry.timer = this.#clock.setTimeout(() => this.#retryStale(entry), wait);
+  }
+
+  #failed(entry: CacheEntry, cause: unknown): void {
+    if (entry.abort.signal.aborted) return;
+    const error =
+      cause instanceof SignpostError
+        ? cause
+        : new ResolveError(`Resolving ${entry.name} failed unexpectedly: ${String(cause)}`, {
+            hostname: entry.name,
+            cause,
+          });
+    if (resolveErrorChannel.hasSubscribers) {
+      resolveErrorChannel.publish({ name: entry.name, error, serving: entry.instances.length });
+    }
+    if (error instanceof NotFoundError) {
+      this.#negative(entry, error);
+      return;
+    }
+    // A registry failure: keep serving what we have (fresh until expiry, then stale).
+    entry.error = error;
+    if (entry.state === 'negative') this.#clearTimers(entry);
+    if (entry.state !== 'fresh' && entry.state !== 'stale') {
+      entry.state = 'cold';
+    }
+  }
+
+  #negative(entry: CacheEntry, error: SignpostError): void {
+    this.#clearTimers(entry);
+    entry.state = 'negative';
+    entry.error = error;
+    entry.resolution = undefined;
+    this.#serve(entry, EMPTY);
+    entry.timer = this.#clock.setTimeout(() => {
+      entry.timer = undefined;
+      entry.state = 'cold';
+    }, this.settings.negativeTtl);
+  }
+
+  /** Forget the answer: the next `ensure` queries again. */
+  #drop(entry: CacheEntry): void {
+    this.#clearTimers(entry);
+    entry.state = 'cold';
+    entry.used = false;
+    this.#serve(entry, EMPTY);
+  }
+
+  #serve(entry: CacheEntry, instances: readonly Instance[]): void {
+    const previous = entry.instances;
+    let next = instances;
+    if (next.length > 0) {
+      // Registries rotate their answers; a stable order keeps an unchanged set unchanged.
+      next = (this.#hooks.mapInstances ? this.#hooks.mapInstances(next) : next.slice()) as Instance[];
+      (next as Instance[]).sort(byPriorityThenKey);
+    }
+    if (sameInstances(previous, next)) return;
+    entry.instances = Object.freeze(next);
+    this.#hooks.onChange(entry, previous);
+  }
+
+  #clearTimers(entry: CacheEntry): void {
+    if (entry.timer !== undefined) this.#clock.clearTimeout(entry.timer);
+    if (entry.staleTimer !== undefined) this.#clock.clearTimeout(entry.staleTimer);
+    entry.timer = undefined;
+    entry.staleTimer = undefined;
+  }
+
+  #dispose(entry: CacheEntry): void {
+    this.#clearTimers(entry);
+    entry.abort.abort();
+    const previous = entry.instances;
+    entry.instances = EMPTY;
+    entry.state = 'cold';
+    if (previous.length > 0) this.#hooks.onChange(entry, previous);
+    this.#hooks.onEvict(entry);
+  }
+
+  close(): void {
+    this.#entries.clear();
+  }
+}

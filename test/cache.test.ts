@@ -1,0 +1,270 @@
+import { describe, expect, test } from 'vitest';
+import { CacheEntry, ResolutionCache, validateCacheOptions, type CacheHooks } from '../src/cache.ts';
+import { NotFoundError, ResolveError } from '../src/errors.ts';
+import type { Instance, Resolution, ResolveContext, Resolver } from '../src/types.ts';
+import { FakeClock, flush } from './support/fake-clock.ts';
+
+const inst = (address: string, port = 80): Instance => ({
+  id: address,
+  address,
+  port,
+  weight: 1,
+  priority: 0,
+  attributes: {},
+});
+
+/** A resolver whose answers the test scripts; it counts its calls. */
+class Scripted implements Resolver {
+  calls = 0;
+  contexts: ResolveContext[] = [];
+  answer: () => Promise<Resolution> = async () => ({ instances: [inst('10.0.0.1')], ttl: 10_000 });
+  resolve(_name: string, context: ResolveContext): Promise<Resolution> {
+    this.calls++;
+    this.contexts.push(context);
+    return this.answer();
+  }
+}
+
+function setup(cache: Parameters<typeof validateCacheOptions>[0] = {}) {
+  const clock = new FakeClock();
+  const changes: Array<{ name: string; instances: readonly Instance[] }> = [];
+  const evicted: string[] = [];
+  const hooks: CacheHooks = {
+    onChange: (entry) => changes.push({ name: entry.name, instances: entry.instances }),
+    onEvict: (entry) => evicted.push(entry.name),
+  };
+  const c = new ResolutionCache(validateCacheOptions(cache), clock, hooks);
+  return { clock, cache: c, changes, evicted };
+}
+
+async function warm(cache: ResolutionCache, resolver: Resolver, name = 'a.test'): Promise<CacheEntry> {
+  const entry = cache.entry(name, resolver);
+  await cache.ensure(entry);
+  return entry;
+}
+
+describe('ResolutionCache', () => {
+  test('1,000 concurrent cold lookups share one query', async () => {
+    const { cache } = setup();
+    const r = new Scripted();
+    const entry = cache.entry('a.test', r);
+    await Promise.all(Array.from({ length: 1000 }, () => cache.ensure(entry)));
+    expect(r.calls).toBe(1);
+    expect(entry.instances.map((i) => i.address)).toEqual(['10.0.0.1']);
+    expect(entry.state).toBe('fresh');
+  });
+
+  test('a name in use is refreshed ahead of expiry, in the background', async () => {
+    const { clock, cache } = setup();
+    const r = new Scripted();
+    const entry = await warm(cache, r);
+    entry.used = true;
+    await clock.advance(7999);
+    expect(r.calls).toBe(1);
+    await clock.advance(1);
+    expect(r.calls).toBe(2); // at 80% of the 10 s TTL
+    expect(entry.state).toBe('fresh');
+    expect(entry.instances).toHaveLength(1); // never empty while refreshing
+  });
+
+  test('an unused name lapses at expiry and is queried again on next use', async () => {
+    const { clock, cache, changes } = setup();
+    const r = new Scripted();
+    const entry = await warm(cache, r);
+    await clock.advance(9999);
+    expect(entry.instances).toHaveLength(1);
+    await clock.advance(1);
+    expect(entry.state).toBe('cold');
+    expect(entry.instances).toHaveLength(0);
+    expect(changes.at(-1)?.instances).toHaveLength(0);
+    await cache.ensure(entry);
+    expect(r.calls).toBe(2);
+  });
+
+  test('TTLs are clamped to minTtl and maxTtl', async () => {
+    const { clock, cache } = setup({ minTtl: 2000, maxTtl: 60_000 });
+    const r = new Scripted();
+    r.answer = async () => ({ instances: [inst('10.0.0.1')], ttl: 0 });
+    const short = await warm(cache, r, 'short.test');
+    await clock.advance(1999);
+    expect(short.state).toBe('fresh');
+    await clock.advance(1);
+    expect(short.state).toBe('cold');
+
+    r.answer = async () => ({ instances: [inst('10.0.0.1')], ttl: 86_400_000 });
+    const long = await warm(cache, r, 'long.test');
+    await clock.advance(59_999);
+    expect(long.state).toBe('fresh');
+    await clock.advance(1);
+    expect(long.state).toBe('cold');
+  });
+
+  test('while the registry fails, the last answer is served stale for staleTtl, then dropped', async () => {
+    const { clock, cache } = setup({ staleTtl: 30_000 });
+    const r = new Scripted();
+    const entry = await warm(cache, r);
+    r.answer = async () => {
+      throw new ResolveError('SERVFAIL', { hostname: 'a.test' });
+    };
+    entry.used = true;
+    await clock.advance(10_000); // refresh at 8 s fails; expiry at 10 s
+    expect(entry.state).toBe('stale');
+    expect(entry.instances).toHaveLength(1);
+    expect(entry.error?.code).toBe('SIGNPOST_ERR_RESOLVE');
+    await clock.advance(29_999);
+    expect(entry.state).toBe('stale');
+    expect(entry.instances).toHaveLength(1);
+    const retries = r.calls;
+    expect(retries).toBeGreaterThan(3); // it kept asking, with backoff
+    expect(retries).toBeLessThan(12);
+    await clock.advance(1);
+    expect(entry.state).toBe('cold');
+    expect(entry.instances).toHaveLength(0);
+    expect(entry.error?.code).toBe('SIGNPOST_ERR_RESOLVE');
+  });
+
+  test('the registry recovering while stale makes the entry fresh again', async () => {
+    const { clock, cache } = setup();
+    const r = new Scripted();
+    const entry = await warm(cache, r);
+    const good = r.answer;
+    r.answer = async () => {
+      throw new ResolveError('timeout', { hostname: 'a.test' });
+    };
+    entry.used = true;
+    await clock.advance(12_000);
+    expect(entry.state).toBe('stale');
+    r.answer = async () => ({ instances: [inst('10.0.0.2')], ttl: 10_000 });
+    await clock.advance(5000);
+    expect(entry.state).toBe('fresh');
+    expect(entry.instances.map((i) => i.address)).toEqual(['10.0.0.2']);
+    expect(entry.error).toBeUndefined();
+    r.answer = good;
+  });
+
+  test('staleTtl 0 turns serving stale off', async () => {
+    const { clock, cache } = setup({ staleTtl: 0 });
+    const r = new Scripted();
+    const entry = await warm(cache, r);
+    r.answer = async () => {
+      throw new ResolveError('down', { hostname: 'a.test' });
+    };
+    entry.used = true;
+    await clock.advance(10_000);
+    expect(entry.state).toBe('cold');
+    expect(entry.instances).toHaveLength(0);
+  });
+
+  test('not found and no instances are cached for negativeTtl', async () => {
+    const { clock, cache } = setup({ negativeTtl: 5000 });
+    const r = new Scripted();
+    r.answer = async () => {
+      throw new NotFoundError('NXDOMAIN', { hostname: 'a.test' });
+    };
+    const entry = await warm(cache, r);
+    expect(entry.state).toBe('negative');
+    expect(entry.error?.code).toBe('SIGNPOST_ERR_NOT_FOUND');
+    expect(cache.ensure(entry)).toBeUndefined(); // answered from the cache
+    await clock.advance(4999);
+    expect(cache.ensure(entry)).toBeUndefined();
+    expect(r.calls).toBe(1);
+    await clock.advance(1);
+    r.answer = async () => ({ instances: [], ttl: 10_000 });
+    await cache.ensure(entry);
+    expect(r.calls).toBe(2);
+    expect(entry.state).toBe('negative');
+    expect(entry.error?.code).toBe('SIGNPOST_ERR_NO_INSTANCES');
+  });
+
+  test('a name that stops existing is dropped at once (the registry is authoritative)', async () => {
+    const { clock, cache } = setup();
+    const r = new Scripted();
+    const entry = await warm(cache, r);
+    r.answer = async () => {
+      throw new NotFoundError('NXDOMAIN', { hostname: 'a.test' });
+    };
+    entry.used = true;
+    await clock.advance(8000);
+    expect(entry.state).toBe('negative');
+    expect(entry.instances).toHaveLength(0);
+  });
+
+  test('the previous resolution is handed back to the resolver', async () => {
+    const { clock, cache } = setup();
+    const r = new Scripted();
+    r.answer = async () => ({ instances: [inst('10.0.0.1')], ttl: 10_000, state: { revision: 7 } });
+    const entry = await warm(cache, r);
+    entry.used = true;
+    await clock.advance(8000);
+    expect(r.contexts[0]?.previous).toBeUndefined();
+    expect(r.contexts[1]?.previous?.state).toEqual({ revision: 7 });
+  });
+
+  test('an unchanged answer in another order is not a change', async () => {
+    const { clock, cache, changes } = setup();
+    const r = new Scripted();
+    let flip = false;
+    r.answer = async () => {
+      flip = !flip;
+      const set = [inst('10.0.0.1'), inst('10.0.0.2'), inst('10.0.0.3')];
+      return { instances: flip ? set : set.reverse(), ttl: 10_000 };
+    };
+    const entry = await warm(cache, r);
+    const first = entry.instances;
+    entry.used = true;
+    await clock.advance(8000);
+    expect(r.calls).toBe(2);
+    expect(changes).toHaveLength(1);
+    expect(entry.instances).toBe(first);
+  });
+
+  test('resolver bugs (a synchronous throw, a non-signpost rejection) become typed errors', async () => {
+    const { cache } = setup();
+    const entry = await warm(cache, {
+      resolve() {
+        throw new TypeError('boom');
+      },
+    });
+    expect(entry.error?.code).toBe('SIGNPOST_ERR_RESOLVE');
+    expect(entry.error?.cause).toBeInstanceOf(TypeError);
+  });
+
+  test('maxNames bounds the cache; an evicted entry leaves no timer and aborts its query', async () => {
+    const { clock, cache, evicted } = setup({ maxNames: 2 });
+    const r = new Scripted();
+    await warm(cache, r, 'a.test');
+    await warm(cache, r, 'b.test');
+    await warm(cache, r, 'c.test');
+    expect(cache.size).toBe(2);
+    expect(evicted).toEqual(['a.test']);
+    expect(clock.pending).toBe(2);
+    let signal: AbortSignal | undefined;
+    r.answer = (() => {
+      signal = r.contexts.at(-1)?.signal;
+      return new Promise<never>(() => {});
+    }) as typeof r.answer;
+    const pending = cache.entry('d.test', r);
+    void cache.ensure(pending);
+    cache.close();
+    await flush();
+    expect(signal?.aborted).toBe(true);
+    expect(clock.pending).toBe(0);
+  });
+
+  test.each([
+    [{ minTtl: 0 }],
+    [{ minTtl: -1 }],
+    [{ minTtl: 1.5 }],
+    [{ maxTtl: 'x' }],
+    [{ minTtl: 5000, maxTtl: 1000 }],
+    [{ staleTtl: -1 }],
+    [{ negativeTtl: Number.NaN }],
+    [{ maxNames: 0 }],
+    [{ refreshAhead: 1 }],
+    [{ refreshAhead: 0.1 }],
+    [{ ttl: 5 }],
+    ['fast'],
+  ])('invalid cache options %j are rejected with SIGNPOST_ERR_INVALID_ARG', (options) => {
+    expect(() => validateCacheOptions(options)).toThrow(expect.objectContaining({ code: 'SIGNPOST_ERR_INVALID_ARG' }));
+  });
+});

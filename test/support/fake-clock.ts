@@ -1,0 +1,56 @@
+import type { Clock } from '../../src/clock.ts';
+
+interface Timer {
+  at: number;
+  seq: number;
+  fn: () => void;
+}
+
+/** A clock that moves only when told to: TTL tests are exact and never sleep. */
+export class FakeClock implements Clock {
+  #now = 0;
+  #seq = 0;
+  #timers = new Set<Timer>();
+
+  now(): number {
+    return this.#now;
+  }
+
+  setTimeout(fn: () => void, ms: number): Timer {
+    const timer = { at: this.#now + Math.max(ms, 0), seq: this.#seq++, fn };
+    this.#timers.add(timer);
+    return timer;
+  }
+
+  clearTimeout(timer: unknown): void {
+    this.#timers.delete(timer as Timer);
+  }
+
+  /** Timers still pending. */
+  get pending(): number {
+    return this.#timers.size;
+  }
+
+  /** Moves time forward, firing due timers in order and letting promises settle between them. */
+  async advance(ms: number): Promise<void> {
+    const target = this.#now + ms;
+    for (;;) {
+      let next: Timer | undefined;
+      for (const t of this.#timers) {
+        if (t.at <= target && (next === undefined || t.at < next.at || (t.at === next.at && t.seq < next.seq))) next = t;
+      }
+      if (next === undefined) break;
+      this.#timers.delete(next);
+      this.#now = next.at;
+      next.fn();
+      await flush();
+    }
+    this.#now = target;
+    await flush();
+  }
+}
+
+/** Lets pending promise callbacks run. */
+export async function flush(): Promise<void> {
+  for (let i = 0; i < 10; i++) await new Promise<void>((resolve) => setImmediate(resolve));
+}
