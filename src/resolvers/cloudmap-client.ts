@@ -497,7 +497,7 @@ export class CloudMapClient {
           unref: true,
           shouldRetry: ({ error }) => !this.#closed && isRetryable(error),
           onFailedAttempt: ({ error, attemptNumber, retriesLeft, retryDelay }) => {
-            if (retriesLeft > 0 && retryChannel.hasSubscribers && isRetryable(error)) {
+            if (retriesLeft > 0 && !this.#closed && retryChannel.hasSubscribers && isRetryable(error)) {
               retryChannel.publish({
                 operation,
                 namespace: target.namespace,

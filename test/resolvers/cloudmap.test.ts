@@ -223,6 +223,8 @@ describe('CloudMapResolver: the DiscoverInstances request', () => {
       MaxResults: 1000,
     });
     expect(call.headers.get('authorization')).toMatch(/^AWS4-HMAC-SHA256 Credential=AKIDTEST\//);
+    expect(call.headers.get('x-amz-target')).toBe('Route53AutoNaming_v20170314.DiscoverInstances');
+    expect(call.headers.get('content-type')).toBe('application/x-amz-json-1.1');
   });
 
   it('passes HealthStatus, QueryParameters and OptionalParameters through', async () => {
