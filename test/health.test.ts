@@ -1,0 +1,270 @@
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import { afterEach, describe, expect, test } from 'vitest';
+import type { SignpostError } from '../src/errors.ts';
+import { HealthTracker, instanceKey, validateEjectionOptions, type InstanceHealth } from '../src/health.ts';
+import { instance, ManualClock } from './balancers/helpers.ts';
+
+const a = instance('10.0.0.1');
+const b = instance('10.0.0.2');
+const c = instance('10.0.0.3');
+const d = instance('10.0.0.4');
+
+function fail(tracker: HealthTracker, state: InstanceHealth, kind: Parameters<HealthTracker['onFailure']>[1], times = 1) {
+  for (let i = 0; i < times; i++) {
+    tracker.onStart(state);
+    tracker.onFailure(state, kind);
+  }
+}
+
+function setup(options: ConstructorParameters<typeof HealthTracker>[0] = {}) {
+  const clock = new ManualClock();
+  const tracker = new HealthTracker(options, clock);
+  const events: string[] = [];
+  const group = tracker.group((state, event) => events.push(`${event} ${state.key}`));
+  group.set([a, b, c, d]);
+  return { clock, tracker, events, group };
+}
+
+let toClose: HealthTracker[] = [];
+afterEach(() => {
+  for (const t of toClose) t.close();
+  toClose = [];
+});
+
+describe('instanceKey', () => {
+  test('is address:port, with brackets for IPv6, and the address alone without a port', () => {
+    expect(instanceKey({ address: '10.0.0.1', port: 80 })).toBe('10.0.0.1:80');
+    expect(instanceKey({ address: 'fd00::1', port: 80 })).toBe('[fd00::1]:80');
+    expect(instanceKey({ address: '10.0.0.1' })).toBe('10.0.0.1');
+  });
+});
+
+describe('HealthTracker', () => {
+  test('keeps one state per instance key and counts requests in flight', () => {
+    const { tracker } = setup();
+    const state = tracker.state(a);
+    expect(tracker.state({ address: '10.0.0.1', port: 8080 })).toBe(state);
+    tracker.onStart(state);
+    tracker.onStart(state);
+    expect(state.inflight).toBe(2);
+    tracker.onSuccess(state);
+    tracker.onFailure(state, '5xx');
+    expect(state).toMatchObject({ inflight: 0, requests: 2, failures: 1, consecutiveFailures: 1, ejected: false });
+    tracker.onSuccess(state);
+    expect(state.inflight).toBe(0);
+  });
+
+  test('a refused connection ejects at once by default; the instance returns after the base time', () => {
+    const { tracker, clock, events } = setup();
+    const state = tracker.state(a);
+    fail(tracker, state, 'connect');
+    expect(state.ejected).toBe(true);
+    expect(state.ejectedUntil).toBe(30_000);
+    expect(events).toEqual(['eject 10.0.0.1:8080']);
+    clock.advance(29_999);
+    expect(state.ejected).toBe(true);
+    clock.advance(1);
+    expect(state.ejected).toBe(false);
+    expect(state.consecutiveFailures).toBe(0);
+    expect(events).toEqual(['eject 10.0.0.1:8080', 'return 10.0.0.1:8080']);
+  });
+
+  test('other failures eject after consecutiveFailures in a row; a success resets the count', () => {
+    const { tracker } = setup({ consecutiveFailures: 3 });
+    const state = tracker.state(a);
+    fail(tracker, state, '5xx', 2);
+    tracker.onStart(state);
+    tracker.onSuccess(state);
+    fail(tracker, state, 'timeout', 2);
+    expect(state.ejected).toBe(false);
+    fail(tracker, state, 'reset');
+    expect(state.ejected).toBe(true);
+  });
+
+  test('consecutiveConnectFailures counts refused connections in a row', () => {
+    const { tracker } = setup({ consecutiveConnectFailures: 2 });
+    const state = tracker.state(a);
+    fail(tracker, state, 'connect');
+    fail(tracker, state, '5xx');
+    fail(tracker, state, 'connect');
+    expect(state.ejected).toBe(false);
+    fail(tracker, state, 'connect');
+    expect(state.ejected).toBe(true);
+  });
+
+  test('ejection time grows with each ejection, up to the max, and decays while healthy', () => {
+    const { tracker, clock } = setup({ baseEjectionTime: 1000, maxEjectionTime: 2500 });
+    const state = tracker.state(a);
+    const durations: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      fail(tracker, state, 'connect');
+      durations.push(state.ejectedUntil - clock.now());
+      clock.advance(state.ejectedUntil - clock.now());
+    }
+    expect(durations).toEqual([1000, 2000, 2500, 2500]);
+    expect(state.ejections).toBe(4);
+    // Back for 3 base periods: the multiplier falls from 4 to 1, so the next one is 2 × base.
+    clock.advance(3000);
+    fail(tracker, state, 'connect');
+    expect(state.ejections).toBe(2);
+    expect(state.ejectedUntil - clock.now()).toBe(2000);
+  });
+
+  test('late failures of an ejected instance do not extend its ejection', () => {
+    const { tracker } = setup();
+    const state = tracker.state(a);
+    tracker.onStart(state);
+    tracker.onStart(state);
+    tracker.onFailure(state, 'connect');
+    const until = state.ejectedUntil;
+    tracker.onFailure(state, 'connect');
+    expect(state.ejectedUntil).toBe(until);
+    expect(state.ejections).toBe(1);
+  });
+
+  test('never ejects more than maxEjectedPercent of a service', () => {
+    const { tracker, clock } = setup();
+    const [sa, sb, sc] = [tracker.state(a), tracker.state(b), tracker.state(c)];
+    fail(tracker, sa, 'connect');
+    fail(tracker, sb, 'connect');
+    fail(tracker, sc, 'connect');
+    expect([sa.ejected, sb.ejected, sc.ejected]).toEqual([true, true, false]);
+    expect(tracker.stats()).toMatchObject({ ejected: 2, totalEjections: 2, refusedEjections: 1 });
+    // Once one returns, the next failure of the third may eject it.
+    clock.advance(30_000);
+    fail(tracker, sc, 'connect');
+    expect(sc.ejected).toBe(true);
+  });
+
+  test('the share applies to every service that has the instance', () => {
+    const clock = new ManualClock();
+    const tracker = new HealthTracker({}, clock);
+    toClose.push(tracker);
+    tracker.group(() => {}).set([a, b, c, d]);
+    tracker.group(() => {}).set([a, b]);
+    fail(tracker, tracker.state(a), 'connect');
+    fail(tracker, tracker.state(b), 'connect');
+    expect(tracker.state(b).ejected).toBe(false);
+    const single = tracker.group(() => {});
+    single.set([c]);
+    fail(tracker, tracker.state(c), 'connect');
+    expect(tracker.state(c).ejected).toBe(false);
+  });
+
+  test('ejection: false never ejects', () => {
+    const { tracker } = setup(false);
+    const state = tracker.state(a);
+    fail(tracker, state, 'connect', 20);
+    expect(state.ejected).toBe(false);
+    expect(state.failures).toBe(20);
+  });
+
+  test('notifies only groups that have the instance, and global subscribers', () => {
+    const { tracker, events } = setup();
+    const other: string[] = [];
+    tracker.group((s, e) => other.push(`${e} ${s.key}`)).set([instance('10.0.0.9')]);
+    const all: string[] = [];
+    const unsubscribeAll = tracker.subscribe((s, e) => all.push(`${e} ${s.key}`));
+    fail(tracker, tracker.state(a), 'connect');
+    expect(events).toEqual(['eject 10.0.0.1:8080']);
+    expect(other).toEqual([]);
+    expect(all).toEqual(['eject 10.0.0.1:8080']);
+    unsubscribeAll();
+  });
+
+  test('publishes signpost:health:eject and signpost:health:return', () => {
+    const { tracker, clock } = setup();
+    const seen: unknown[] = [];
+    const onEject = (message: unknown) => seen.push(['eject', message]);
+    const onReturn = (message: unknown) => seen.push(['return', message]);
+    subscribe('signpost:health:eject', onEject);
+    subscribe('signpost:health:return', onReturn);
+    try {
+      fail(tracker, tracker.state(a), 'connect');
+      clock.advance(30_000);
+    } finally {
+      unsubscribe('signpost:health:eject', onEject);
+      unsubscribe('signpost:health:return', onReturn);
+    }
+    expect(seen).toEqual([
+      ['eject', { key: '10.0.0.1:8080', kind: 'connect', ejections: 1, ejectionTime: 30_000 }],
+      ['return', { key: '10.0.0.1:8080' }],
+    ]);
+  });
+
+  test('forget drops states that no service has, with their timers', () => {
+    const { tracker, clock, group } = setup();
+    fail(tracker, tracker.state(a), 'connect');
+    expect(clock.timers.size).toBe(1);
+    tracker.forget(['10.0.0.1:8080']);
+    expect(tracker.stats().instances).toBe(4);
+    group.set([b, c, d]);
+    tracker.forget(['10.0.0.1:8080']);
+    expect(clock.timers.size).toBe(0);
+    expect(tracker.stats().instances).toBe(3);
+    expect(tracker.state(a).ejected).toBe(false);
+  });
+
+  test('stats lists every state', () => {
+    const { tracker } = setup();
+    fail(tracker, tracker.state(a), 'connect');
+    const stats = tracker.stats();
+    expect(stats.instances).toBe(4);
+    expect(stats.states.find((s) => s.key === '10.0.0.1:8080')).toMatchObject({ ejected: true, failures: 1, ejections: 1 });
+  });
+
+  test('close clears every timer and ejects no more', () => {
+    const { tracker, clock } = setup();
+    fail(tracker, tracker.state(a), 'connect');
+    tracker.close();
+    expect(clock.timers.size).toBe(0);
+    fail(tracker, tracker.state(b), 'connect');
+    expect(tracker.state(b).ejected).toBe(false);
+    tracker.close();
+  });
+});
+
+describe('ejection options', () => {
+  const bad: [string, unknown][] = [
+    ['ejection', 'yes'],
+    ['ejection', true],
+    ['ejection.typo', { consecutiveFailure: 3 }],
+    ['ejection.consecutiveConnectFailures', { consecutiveConnectFailures: 0 }],
+    ['ejection.consecutiveConnectFailures', { consecutiveConnectFailures: 1.5 }],
+    ['ejection.consecutiveFailures', { consecutiveFailures: 0 }],
+    ['ejection.baseEjectionTime', { baseEjectionTime: 0 }],
+    ['ejection.baseEjectionTime', { baseEjectionTime: '30s' }],
+    ['ejection.maxEjectionTime', { maxEjectionTime: -1 }],
+    ['ejection.maxEjectionTime below base', { baseEjectionTime: 10_000, maxEjectionTime: 5000 }],
+    ['ejection.maxEjectionTime below default base', { maxEjectionTime: 1000 }],
+    ['ejection.maxEjectedPercent', { maxEjectedPercent: 101 }],
+    ['ejection.panicThreshold', { panicThreshold: -1 }],
+    ['ejection.panicThreshold', { panicThreshold: 0.5 }],
+  ];
+  test.each(bad)('%s: %j is rejected with SIGNPOST_ERR_INVALID_ARG', (_, value) => {
+    expect(() => validateEjectionOptions(value)).toThrow(expect.objectContaining({ code: 'SIGNPOST_ERR_INVALID_ARG' }) as Error);
+    let error: SignpostError | undefined;
+    try {
+      new HealthTracker(value as never, new ManualClock());
+    } catch (e) {
+      error = e as SignpostError;
+    }
+    expect(error?.code).toBe('SIGNPOST_ERR_INVALID_ARG');
+    expect(error?.message).toMatch(/ejection/);
+  });
+
+  test('accepts valid options, false and undefined', () => {
+    expect(() => validateEjectionOptions(undefined)).not.toThrow();
+    expect(() => validateEjectionOptions(false)).not.toThrow();
+    expect(() =>
+      validateEjectionOptions({
+        consecutiveConnectFailures: 2,
+        consecutiveFailures: 5,
+        baseEjectionTime: 1000,
+        maxEjectionTime: 1000,
+        maxEjectedPercent: 100,
+        panicThreshold: 0,
+      }),
+    ).not.toThrow();
+  });
+});
