@@ -15,7 +15,10 @@ import {
   ResolveError,
   type SignpostError,
 } from './errors.ts';
+import { createBalancer, validateBalancerOptions } from './balancers/index.ts';
+import { HealthTracker } from './health.ts';
 import { instanceKey } from './instance.ts';
+import { createSubnetMatcher, resolveCallerZone, validateZoneOptions } from './zone.ts';
 import type { DiscoveryOptions, NamespaceConfig, ServiceConfig } from './options.ts';
 import { CloudMapClient, CloudMapResolver, validateCloudMapOptions, type CloudMapResolverConfig } from './resolvers/cloudmap.ts';
 import { DnsResolver } from './resolvers/dns.ts';
@@ -54,22 +57,6 @@ class View {
   }
 }
 
-/** Placeholder until the balancers land: round-robin from a random offset. */
-class RoundRobin implements Balancer {
-  #instances: readonly Instance[] = [];
-  #next = 0;
-  update(instances: readonly Instance[]): void {
-    this.#instances = instances;
-    this.#next = Math.floor(Math.random() * Math.max(instances.length, 1));
-  }
-  pick(): Instance | undefined {
-    const list = this.#instances;
-    if (list.length === 0) return undefined;
-    if (this.#next >= list.length) this.#next = 0;
-    return list[this.#next++];
-  }
-}
-
 const KNOWN_OPTIONS = [
   'services',
   'namespaces',
@@ -82,6 +69,7 @@ const KNOWN_OPTIONS = [
   'zone',
   'zoneAffinity',
   'subnets',
+  'ejection',
   'clock',
 ] as const;
 
@@ -103,6 +91,9 @@ export class Discovery {
   #dns: DnsClient | undefined;
   #cloudMap: CloudMapClient | undefined;
   #closed = false;
+  readonly #zone: { current: string | undefined } = { current: undefined };
+  /** Passive health: the agent reports request outcomes here; ejected instances are not picked. */
+  readonly health: HealthTracker;
 
   constructor(options: DiscoveryOptions = {}) {
     const raw: unknown = options;
@@ -116,6 +107,8 @@ export class Discovery {
     const cache = validateCacheOptions(options.cache ?? {});
     if (options.dns !== undefined) validateDnsOptions(options.dns);
     if (options.cloudMap !== undefined) validateCloudMapOptions(options.cloudMap);
+    validateBalancerOptions(options);
+    validateZoneOptions(options);
     this.#options = options;
     this.#clock = options.clock ?? systemClock;
 
@@ -130,10 +123,29 @@ export class Discovery {
     this.#unlistedDns = options.unlisted === 'dns';
     this.#aliases = new Aliases(options.aliases ?? {});
     this.#router = new Router(services, options.namespaces ?? {}, (config, rule) => this.#makeResolver(config, rule));
+    this.health = new HealthTracker(options.ejection, this.#clock);
+    const zoneOf = options.subnets === undefined ? undefined : createSubnetMatcher(options.subnets);
     this.#cache = new ResolutionCache(cache, this.#clock, {
       onChange: (entry, previous) => this.#entryChanged(entry, previous),
       onEvict: (entry) => this.#entryEvicted(entry),
+      ...(zoneOf && { mapInstances: (instances) => withZones(instances, zoneOf) }),
     });
+    this.zone = this.#findZone(options.zone);
+  }
+
+  /**
+   * The caller's zone once known (`zone` option, `SIGNPOST_ZONE`, or the ECS task metadata for
+   * 'auto'); undefined when there is none. Zone affinity applies from then on.
+   */
+  readonly zone: Promise<string | undefined>;
+
+  async #findZone(zone: string | undefined): Promise<string | undefined> {
+    const found = await resolveCallerZone(zone === undefined ? {} : { zone });
+    if (found !== undefined && !this.#closed) {
+      this.#zone.current = found;
+      for (const view of this.#views.values()) view.balancer.update(view.instances);
+    }
+    return found;
   }
 
   #makeResolver(config: ServiceConfig | NamespaceConfig, rule: RouteRule): Resolver {
@@ -269,8 +281,10 @@ export class Discovery {
     if (this.#closed) return;
     this.#closed = true;
     this.#cache.close();
+    for (const view of this.#views.values()) view.balancer.close?.();
     this.#views.clear();
     this.#viewsByName.clear();
+    this.health.close();
     this.#listeners.clear();
     this.#dns?.close();
     await this.#cloudMap?.close();
@@ -310,7 +324,13 @@ export class Discovery {
     else if (alias.mode === 'redirect') names = [alias.to];
     else names = [alias.to, alias.from];
     const entries = names.map((n) => this.#cache.entry(n, this.#resolverFor(n)));
-    view = new View(name, entries, alias, new RoundRobin());
+    const balancer = createBalancer(name, {
+      balancer: this.#options.balancer,
+      zone: this.#zone,
+      zoneAffinity: this.#options.zoneAffinity,
+      health: this.health,
+    });
+    view = new View(name, entries, alias, balancer);
     this.#views.set(name, view);
     for (const n of names) {
       const list = this.#viewsByName.get(n);
@@ -350,12 +370,17 @@ export class Discovery {
       const key = instanceKey(i);
       this.#live.set(key, (this.#live.get(key) ?? 0) + 1);
     }
+    const gone: string[] = [];
     for (const i of removed) {
       const key = instanceKey(i);
       const count = (this.#live.get(key) ?? 1) - 1;
       if (count > 0) this.#live.set(key, count);
-      else this.#live.delete(key);
+      else {
+        this.#live.delete(key);
+        gone.push(key);
+      }
     }
+    if (gone.length > 0) this.health.forget(gone);
     if (this.#listeners.size > 0 && (added.length > 0 || removed.length > 0)) {
       const change: InstancesChange = { name: entry.name, instances: entry.instances, added, removed };
       for (const listener of this.#listeners) listener(change);
@@ -367,6 +392,7 @@ export class Discovery {
     this.#viewsByName.delete(entry.name);
     for (const view of views) {
       this.#views.delete(view.host);
+      view.balancer.close?.();
       for (const other of view.entries) {
         if (other === entry) continue;
         const list = this.#viewsByName.get(other.name);
@@ -397,6 +423,14 @@ export class Discovery {
       { hostname: view.host },
     );
   }
+}
+
+function withZones(instances: readonly Instance[], zoneOf: (address: string) => string | undefined): Instance[] {
+  return instances.map((instance) => {
+    if (instance.zone !== undefined) return instance;
+    const zone = zoneOf(instance.address);
+    return zone === undefined ? instance : Object.freeze({ ...instance, zone });
+  });
 }
 
 function union(a: readonly Instance[], b: readonly Instance[]): readonly Instance[] {

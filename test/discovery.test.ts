@@ -283,3 +283,21 @@ describe('option validation', () => {
     );
   });
 });
+
+describe('zones', () => {
+  test('subnets give DNS-found instances their zone, and zone affinity keeps picks local', async () => {
+    const d = discovery({
+      services: { 'api.test.local': { via: 'dns', port: 8080 } },
+      subnets: { '127.0.0.2/32': 'zone-a', '127.0.0.0/8': 'zone-b' },
+      zone: 'zone-b',
+      zoneAffinity: { minLocal: 1 },
+    });
+    expect(await d.zone).toBe('zone-b');
+    const instances = await d.resolve('api.test.local');
+    expect(Object.fromEntries(instances.map((i) => [i.address, i.zone]))).toEqual({
+      '127.0.0.2': 'zone-a',
+      '127.0.0.3': 'zone-b',
+    });
+    for (let i = 0; i < 100; i++) expect(d.pickSync('api.test.local')?.address).toBe('127.0.0.3');
+  });
+});
