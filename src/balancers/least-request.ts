@@ -5,6 +5,7 @@
  */
 import type { Balancer, Instance } from '../types.ts';
 import { lowestPriority } from './priority.ts';
+import { random } from './random.ts';
 
 /** What least-request reads of an instance: the health tracker's state object, kept live. */
 export interface Load {
@@ -32,9 +33,10 @@ export class LeastRequestBalancer implements Balancer {
   pick(): Instance | undefined {
     const n = this.#instances.length;
     if (n <= 1) return this.#instances[0];
-    const a = Math.floor(Math.random() * n);
-    let b = Math.floor(Math.random() * (n - 1));
-    if (b >= a) b++;
+    const a = (random() * n) | 0;
+    const c = (random() * (n - 1)) | 0;
+    // b = c < a ? c : c + 1, without a branch the CPU would mispredict half the time.
+    const b = c + (((c - a) >>> 31) ^ 1);
     const loads = this.#loads;
     return this.#instances[(loads[b] as Load).inflight < (loads[a] as Load).inflight ? b : a];
   }

@@ -1,9 +1,10 @@
 /**
- * Weighted random within the lowest priority (RFC 2782). Picks cost a binary search over prefix
- * sums built in `update`.
+ * Weighted random within the lowest priority (RFC 2782). The tables are built in `update`; a
+ * pick costs the same for 2 instances or 2,000.
  */
 import type { Balancer, Instance } from '../types.ts';
 import { lowestPriority } from './priority.ts';
+import { random } from './random.ts';
 
 /**
  * RFC 2782 gives weight-0 targets "a very small chance of being selected" when others have
@@ -26,9 +27,10 @@ export interface WeightedBalancerOptions {
 export class WeightedBalancer implements Balancer {
   readonly #weightAttribute: string | undefined;
   #instances: readonly Instance[] = [];
-  /** `#sums[i]` is the total weight of instances 0..i. */
-  #sums = new Float64Array(0);
-  #total = 0;
+  // Vose's alias method: slot i is instance i with probability #keep[i], else #alias[i], so a pick
+  // is one random number and one comparison whatever the number of instances.
+  #keep = new Float64Array(0);
+  #alias = new Int32Array(0);
 
   constructor(options: WeightedBalancerOptions = {}) {
     this.#weightAttribute = options.weightAttribute;
@@ -36,36 +38,40 @@ export class WeightedBalancer implements Balancer {
 
   update(instances: readonly Instance[]): void {
     const group = lowestPriority(instances);
+    const n = group.length;
     const weights = group.map((instance) => this.#weightOf(instance));
     let positive = 0;
-    for (const weight of weights) if (weight > 0) positive += weight;
+    for (const weight of weights) positive += weight;
     // All zero: nothing to prefer, so every target is equally likely.
     const zeroWeight = positive === 0 ? 1 : positive * ZERO_WEIGHT_SHARE;
-    const sums = new Float64Array(group.length);
     let total = 0;
-    for (let i = 0; i < group.length; i++) {
-      const weight = weights[i] ?? 0;
-      total += weight > 0 ? weight : zeroWeight;
-      sums[i] = total;
+    for (let i = 0; i < n; i++) total += (weights[i] as number) > 0 ? (weights[i] as number) : zeroWeight;
+    const scaled = weights.map((weight) => ((weight > 0 ? weight : zeroWeight) * n) / total);
+    const keep = new Float64Array(n).fill(1);
+    const alias = new Int32Array(n);
+    for (let i = 0; i < n; i++) alias[i] = i;
+    const small: number[] = [];
+    const large: number[] = [];
+    scaled.forEach((p, i) => (p < 1 ? small : large).push(i));
+    while (small.length > 0 && large.length > 0) {
+      const s = small.pop() as number;
+      const l = large.pop() as number;
+      keep[s] = scaled[s] as number;
+      alias[s] = l;
+      scaled[l] = (scaled[l] as number) + (scaled[s] as number) - 1;
+      ((scaled[l] as number) < 1 ? small : large).push(l);
     }
     this.#instances = group;
-    this.#sums = sums;
-    this.#total = total;
+    this.#keep = keep;
+    this.#alias = alias;
   }
 
   pick(): Instance | undefined {
     const n = this.#instances.length;
     if (n <= 1) return this.#instances[0];
-    const sums = this.#sums;
-    const target = Math.random() * this.#total;
-    let low = 0;
-    let high = n - 1;
-    while (low < high) {
-      const mid = (low + high) >>> 1;
-      if ((sums[mid] as number) > target) high = mid;
-      else low = mid + 1;
-    }
-    return this.#instances[low];
+    const r = random() * n;
+    const i = r | 0;
+    return this.#instances[r - i < (this.#keep[i] as number) ? i : (this.#alias[i] as number)];
   }
 
   #weightOf(instance: Instance): number {
