@@ -214,7 +214,7 @@ export function validateEjectionOptions(ejection: unknown): asserts ejection is 
  * Owns one {@link InstanceHealth} per instance key and decides ejections.
  *
  * The agent calls `state(instance)` once per request, then `onStart(state)` and one of
- * `onSuccess(state)` or `onFailure(state, kind)`. An instance is ejected after
+ * `onSuccess(state)`, `onFailure(state, kind)` or `onCancel(state)`. An instance is ejected after
  * `consecutiveConnectFailures` refused connections or `consecutiveFailures` failures of any kind
  * in a row, unless that would put more than `maxEjectedPercent` of one of its services out.
  * It returns after `baseEjectionTime × ejections` (at most `maxEjectionTime`).
@@ -270,6 +270,14 @@ export class HealthTracker {
     if (state.inflight > 0) state.inflight--;
     state.consecutiveFailures = 0;
     state.consecutiveConnectFailures = 0;
+  }
+
+  /**
+   * A request to the instance ended without telling anything about it (the caller aborted, or the
+   * request itself was bad): only the in-flight count changes.
+   */
+  onCancel(state: InstanceHealth): void {
+    if (state.inflight > 0) state.inflight--;
   }
 
   /** A request to the instance failed. */

@@ -52,6 +52,10 @@ describe('HealthTracker', () => {
     expect(state).toMatchObject({ inflight: 0, requests: 2, failures: 1, consecutiveFailures: 1, ejected: false });
     tracker.onSuccess(state);
     expect(state.inflight).toBe(0);
+    fail(tracker, state, '5xx');
+    tracker.onStart(state);
+    tracker.onCancel(state);
+    expect(state).toMatchObject({ inflight: 0, requests: 4, failures: 2, consecutiveFailures: 1 });
   });
 
   test('a refused connection ejects at once by default; the instance returns after the base time', () => {
