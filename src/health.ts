@@ -4,8 +4,8 @@
  * its own. The balancers of every service that has the instance are told, so they rebuild.
  */
 import { channel } from 'node:diagnostics_channel';
-import { isIPv6 } from 'node:net';
 import type { Clock, ClockTimer } from './clock.ts';
+import { instanceKey } from './instance.ts';
 import type { EjectionOptions } from './options.ts';
 import type { Instance } from './types.ts';
 import { checkInteger, checkDuration, checkKeys, checkObject, invalid } from './validate.ts';
@@ -51,14 +51,7 @@ export interface ReturnMessage {
 const ejectChannel = channel('signpost:health:eject');
 const returnChannel = channel('signpost:health:return');
 
-/**
- * The key of an instance's health state and pool: `address:port` (`[address]:port` for IPv6),
- * or the address alone when the instance has no port.
- */
-export function instanceKey(instance: Pick<Instance, 'address' | 'port'>): string {
-  const host = isIPv6(instance.address) ? `[${instance.address}]` : instance.address;
-  return instance.port === undefined ? host : `${host}:${instance.port}`;
-}
+export { instanceKey };
 
 /**
  * The mutable health of one instance, shared by every service that has it. The agent changes it
