@@ -55,15 +55,13 @@ export interface RetryMessage {
   readonly attempt: number;
 }
 
-/**
- * The health tracker as the agent uses it (src/health.ts's HealthTracker fits it). Kept
- * structural so a Discovery without one still routes.
- */
+/** The health tracker as the agent uses it: `discovery.health` (src/health.ts). */
 export interface HealthReporter {
   state(instance: Pick<Instance, 'address' | 'port'>): HealthState;
   onStart(state: HealthState): void;
   onSuccess(state: HealthState): void;
   onFailure(state: HealthState, kind: 'connect' | 'timeout' | 'reset' | '5xx'): void;
+  onCancel?(state: HealthState): void;
 }
 
 export interface HealthState {
@@ -124,7 +122,7 @@ export class RequestRouter {
   }
 
   get health(): HealthReporter | undefined {
-    return (this.discovery as unknown as { health?: HealthReporter }).health;
+    return (this.discovery as { health?: HealthReporter }).health;
   }
 
   /** The target of an origin when discovery handles it; null to pass the request through. */
@@ -262,11 +260,9 @@ class Attempt implements Handler {
     const state = this.#state;
     if (state === undefined) return;
     if (outcome === 'success') this.#health!.onSuccess(state);
-    else if (outcome === 'cancel') {
-      // Neither a success nor the instance's fault (the caller gave up, or a bad request):
-      // only the in-flight count changes, so ejection counters are left as they were.
-      if (state.inflight > 0) state.inflight--;
-    } else this.#health!.onFailure(state, outcome);
+    // Neither a success nor the instance's fault (the caller gave up, or a bad request).
+    else if (outcome === 'cancel') this.#health!.onCancel?.(state);
+    else this.#health!.onFailure(state, outcome);
   }
 
   onRequestStart(controller: Controller): void {

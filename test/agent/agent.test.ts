@@ -30,7 +30,7 @@ describe('DiscoveryAgent over static instances', () => {
       Array.from({ length: 50 }, async () => {
         while (sent < total) {
           sent++;
-          const res = await fetch(`http://${NAME}/spread`, { dispatcher: agent } as RequestInit);
+          const res = await fetch(`http://${NAME}/spread`, { dispatcher: agent } as unknown as RequestInit);
           expect(res.status).toBe(200);
           await res.text();
         }
