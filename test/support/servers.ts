@@ -47,8 +47,11 @@ export class InstanceServer {
   behaviour: Behaviour = 'ok';
   /** Requests seen (every one counted, whatever the behaviour). */
   readonly seen: Seen[] = [];
-  /** Delay before answering, in milliseconds (for drain tests). */
+  /** Delay before answering, in milliseconds. */
   delay = 0;
+  /** Requests whose URL matches are held unanswered until {@link InstanceServer.release}. */
+  hold: RegExp | undefined;
+  readonly #held: Array<() => void> = [];
   readonly #sockets = new Set<Socket>();
 
   constructor(address: string, tls?: TlsMaterial) {
@@ -80,6 +83,16 @@ export class InstanceServer {
     const address = this.server.address();
     if (address === null || typeof address === 'string') throw new Error('no port');
     this.port = address.port;
+  }
+
+  /** Requests held now. */
+  get held(): number {
+    return this.#held.length;
+  }
+
+  /** Answers every held request. */
+  release(): void {
+    for (const answer of this.#held.splice(0)) answer();
   }
 
   /** Stops listening and resets every open connection, as a killed task does. */
@@ -121,7 +134,8 @@ export class InstanceServer {
         res.writeHead(behaviour === '5xx' ? 503 : 200, { 'content-type': 'text/plain' });
         res.end(this.address);
       };
-      if (this.delay > 0) setTimeout(answer, this.delay);
+      if (this.hold?.test(req.url ?? '') === true) this.#held.push(answer);
+      else if (this.delay > 0) setTimeout(answer, this.delay);
       else answer();
     });
   }
