@@ -1,0 +1,140 @@
+/**
+ * Runs the built `signpost` CLI (dist/cli/main.js, as `npm test` builds it) as a child process,
+ * and starts HTTP instances on 127.0.0.x for it to check.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
+import { createServer, type RequestListener, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+
+export const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+const SRC = fileURLToPath(new URL('../../src/cli/', import.meta.url));
+
+/** Fails with a clear message when dist/cli is missing or older than src/cli. */
+export function assertBuilt(): void {
+  let built: number;
+  try {
+    built = statSync(CLI).mtimeMs;
+  } catch {
+    throw new Error(`${CLI} is missing: run \`npm run build\` first (npm test does)`);
+  }
+  for (const file of readdirSync(SRC)) {
+    if (statSync(SRC + file).mtimeMs > built) throw new Error(`src/cli/${file} is newer than dist/cli: run \`npm run build\` first`);
+  }
+}
+
+export interface CliResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** The environment every CLI run gets: static AWS credentials, no metadata endpoints. */
+export const CLI_ENV: Record<string, string> = {
+  AWS_ACCESS_KEY_ID: 'AKIDSIGNPOSTTEST',
+  AWS_SECRET_ACCESS_KEY: 'signpost-test-secret',
+  AWS_REGION: 'us-east-1',
+  AWS_EC2_METADATA_DISABLED: 'true',
+  AWS_CONFIG_FILE: '/dev/null',
+  AWS_SHARED_CREDENTIALS_FILE: '/dev/null',
+};
+
+export function spawnCli(args: readonly string[], env: Record<string, string> = {}): ChildProcess {
+  const { SIGNPOST_STATIC: _s, SIGNPOST_ZONE: _z, ...parent } = process.env;
+  return spawn(process.execPath, [CLI, ...args], {
+    env: { ...parent, ...CLI_ENV, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
+
+/** Runs the CLI to its end. `onStdout` sees the output so far, as it comes. */
+export function runCli(
+  args: readonly string[],
+  options: { env?: Record<string, string>; onStdout?: (soFar: string, child: ChildProcess) => void } = {},
+): Promise<CliResult> {
+  const child = spawnCli(args, options.env);
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+    stdout += chunk;
+    options.onStdout?.(stdout, child);
+  });
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+    stderr += chunk;
+  });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), 25_000);
+    child.once('error', reject);
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+/** HTTP servers on several loopback addresses, all on one port (as A records need). */
+export interface Fleet {
+  readonly port: number;
+  readonly servers: Map<string, Server>;
+  close(): Promise<void>;
+}
+
+function listen(server: Server, address: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const onError = (error: Error): void => reject(error);
+    server.once('error', onError);
+    server.listen(port, address, () => {
+      server.removeListener('error', onError);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+export async function startFleet(handlers: Record<string, RequestListener>): Promise<Fleet> {
+  const addresses = Object.keys(handlers);
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const servers = new Map<string, Server>();
+    let port = 0;
+    try {
+      for (const address of addresses) {
+        const server = createServer(handlers[address]!);
+        server.keepAliveTimeout = 100;
+        servers.set(address, server);
+        port = await listen(server, address, port);
+      }
+      return { port, servers, close: () => closeAll([...servers.values()]) };
+    } catch {
+      await closeAll([...servers.values()]);
+    }
+  }
+  throw new Error('no port free on every address');
+}
+
+export async function closeAll(servers: readonly Server[]): Promise<void> {
+  await Promise.all(
+    servers.map(
+      (server) =>
+        new Promise<void>((resolve) => {
+          if (!server.listening) return resolve();
+          server.closeAllConnections();
+          server.close(() => resolve());
+        }),
+    ),
+  );
+}
+
+export const ok: RequestListener = (_request, response) => {
+  response.end('ok');
+};
+
+export const status =
+  (code: number): RequestListener =>
+  (_request, response) => {
+    response.statusCode = code;
+    response.end(`status ${code}`);
+  };
+
+/** Accepts the connection, reads the request, never answers. */
+export const hang: RequestListener = () => {};
