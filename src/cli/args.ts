@@ -7,6 +7,7 @@ import { parseDnsServer } from '../dns/client.ts';
 import type { CloudMapOptions, DnsOptions, ServiceConfig } from '../options.ts';
 import { isHostname } from '../validate.ts';
 import { normalizeName } from '../routing.ts';
+import { SignpostError } from '../errors.ts';
 
 /** Where a command writes; tests pass their own. */
 export interface CliIo {
@@ -162,4 +163,16 @@ export function describeSource(source: Source, servers: readonly string[]): stri
       return `cloudmap (DiscoverInstances, namespace ${s?.namespace}, service ${s?.service}) from ${where}`;
     }
   }
+}
+
+/**
+ * The one line printed for a failed lookup: the error's message, plus what to check when the
+ * message does not already say (a DNS server that refuses on the wire path, for example).
+ */
+export function explainFailure(error: unknown, source: Source, servers: readonly string[]): string {
+  const message = error instanceof Error ? (error.message.split('\n')[0] ?? '') : String(error);
+  if (error instanceof SignpostError && error.code === 'SIGNPOST_ERR_RESOLVE' && source.via !== 'cloudmap' && !/check/i.test(message)) {
+    return `${message}: check that a DNS server listens at ${servers.join(', ')} (--server) and that this host can reach it`;
+  }
+  return message;
 }

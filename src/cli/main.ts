@@ -75,7 +75,11 @@ if (isEntry()) {
   const stop = (): void => controller.abort();
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+  // signpost's own timers are unref'd (a library must not hold a process open); a command that
+  // is waiting on them must, or Node would exit mid-await.
+  const keepAlive = setInterval(() => {}, 1 << 30);
   const code = await main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, signal: controller.signal });
+  clearInterval(keepAlive);
   process.removeListener('SIGINT', stop);
   process.removeListener('SIGTERM', stop);
   process.exitCode = code;

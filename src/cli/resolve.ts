@@ -11,6 +11,7 @@ import type { Resolution, Resolver } from '../types.ts';
 import {
   describeSource,
   EXIT_FAILURE,
+  explainFailure,
   EXIT_OK,
   nameArgument,
   parse,
@@ -19,7 +20,7 @@ import {
   type CliIo,
   type Source,
 } from './args.ts';
-import { duration, instanceJson, oneLine, table } from './format.ts';
+import { duration, instanceJson, table } from './format.ts';
 
 export const RESOLVE_USAGE =
   'usage: signpost resolve <name> [--via dns|srv|cloudmap] [--server host:port]... [--srv NAME] [--port N] ' +
@@ -30,6 +31,8 @@ export interface OpenedSource {
   readonly resolver: Resolver;
   /** Where answers come from, for people. */
   readonly from: string;
+  /** The DNS servers asked (empty for Cloud Map). */
+  readonly servers: readonly string[];
   close(): void;
 }
 
@@ -40,6 +43,7 @@ export function openSource(source: Source): OpenedSource {
     return {
       resolver: new CloudMapResolver(client, { ...(config && { namespace: config.namespace, service: config.service }) }),
       from: describeSource(source, []),
+      servers: [],
       close: () => client.close(),
     };
   }
@@ -48,7 +52,7 @@ export function openSource(source: Source): OpenedSource {
     source.service.via === 'srv'
       ? new SrvResolver(client, source.service.srv === undefined ? {} : { srv: source.service.srv })
       : new DnsResolver(client, source.service.via === 'dns' && source.service.port !== undefined ? { port: source.service.port } : {});
-  return { resolver, from: describeSource(source, client.servers), close: () => client.close() };
+  return { resolver, from: describeSource(source, client.servers), servers: client.servers, close: () => client.close() };
 }
 
 export async function runResolve(argv: readonly string[], io: CliIo): Promise<number> {
@@ -69,9 +73,9 @@ export async function runResolve(argv: readonly string[], io: CliIo): Promise<nu
   } catch (error) {
     const code = error instanceof SignpostError ? error.code : 'SIGNPOST_ERR_RESOLVE';
     if (values.json) {
-      io.stdout.write(`${JSON.stringify({ name, via: source.via, from: opened.from, error: { code, message: oneLine(error) } }, null, 2)}\n`);
+      io.stdout.write(`${JSON.stringify({ name, via: source.via, from: opened.from, error: { code, message: explainFailure(error, source, opened.servers) } }, null, 2)}\n`);
     }
-    io.stderr.write(`signpost resolve: ${oneLine(error)}\n`);
+    io.stderr.write(`signpost resolve: ${explainFailure(error, source, opened.servers)}\n`);
     return EXIT_FAILURE;
   } finally {
     io.signal?.removeEventListener('abort', onAbort);

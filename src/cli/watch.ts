@@ -11,6 +11,7 @@ import type { Instance } from '../types.ts';
 import {
   EXIT_FAILURE,
   EXIT_OK,
+  explainFailure,
   nameArgument,
   parse,
   parseInteger,
@@ -44,10 +45,10 @@ export async function runWatch(argv: readonly string[], io: CliIo): Promise<numb
   const interval = parseInteger('interval', values.interval, 100, 3_600_000, WATCH_USAGE) ?? DEFAULT_WATCH_INTERVAL_MS;
   const count = parseInteger('count', values.count, 1, 1_000_000, WATCH_USAGE);
   const json = values.json === true;
-  const from = (() => {
+  const { from, servers } = (() => {
     const opened = openSource(source);
     opened.close();
-    return opened.from;
+    return opened;
   })();
 
   const emit = (event: Record<string, unknown>, text: string): void => {
@@ -98,7 +99,7 @@ export async function runWatch(argv: readonly string[], io: CliIo): Promise<numb
       // A registry that cannot be reached at all is an error; a name that does not exist (yet) is
       // worth watching: it may be registered while we look.
       if (!(error instanceof SignpostError) || error.code === 'SIGNPOST_ERR_RESOLVE' || error.code === 'SIGNPOST_ERR_INVALID_ARG') {
-        io.stderr.write(`signpost watch: ${oneLine(error)}\n`);
+        io.stderr.write(`signpost watch: ${explainFailure(error, source, servers)}\n`);
         return EXIT_FAILURE;
       }
       problem(error, 0);
