@@ -207,8 +207,16 @@ export class DiscoveryAgent extends Dispatcher {
       const servername = (opts as { servername?: string }).servername;
       const poolKey = servername === undefined ? origin : `${origin}#${servername}`;
       let entry = this.#pools.get(poolKey);
-      if (entry === undefined) entry = this.#createPool(poolKey, origin, key, instanceKey(instance), servername);
+      if (entry !== undefined) {
+        entry.pool.dispatch(opts, handler);
+        return;
+      }
+      const liveKey = instanceKey(instance);
+      entry = this.#createPool(poolKey, origin, key, liveKey, servername);
       entry.pool.dispatch(opts, handler);
+      // Picked just before the instance left every name: serve this request, then let the pool
+      // go (close waits for it), rather than keep a pool no name will use again.
+      if (!this.#discovery.hasInstance(liveKey)) this.#retire(liveKey);
     };
   }
 
@@ -305,15 +313,19 @@ export class DiscoveryAgent extends Dispatcher {
     for (const instance of change.removed) {
       const liveKey = instanceKey(instance);
       if (this.#discovery.hasInstance(liveKey)) continue;
-      const keys = this.#poolsByInstance.get(liveKey);
-      if (keys === undefined) continue;
-      this.#poolsByInstance.delete(liveKey);
-      for (const poolKey of keys) {
-        const entry = this.#pools.get(poolKey);
-        if (entry === undefined) continue;
-        this.#pools.delete(poolKey);
-        void this.#closePool(entry, 'removed').then(() => this.#router.forget(entry.message.key));
-      }
+      this.#retire(liveKey);
+    }
+  }
+
+  #retire(liveKey: string): void {
+    const keys = this.#poolsByInstance.get(liveKey);
+    if (keys === undefined) return;
+    this.#poolsByInstance.delete(liveKey);
+    for (const poolKey of keys) {
+      const entry = this.#pools.get(poolKey);
+      if (entry === undefined) continue;
+      this.#pools.delete(poolKey);
+      void this.#closePool(entry, 'removed').then(() => this.#router.forget(entry.message.key));
     }
   }
 }

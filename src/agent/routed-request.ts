@@ -225,6 +225,8 @@ class ControllerProxy implements Controller {
 class Attempt implements Handler {
   readonly request: RoutedRequest;
   readonly key: string;
+  /** The key Discovery knows the instance by (no port when the registry gave none). */
+  readonly liveKey: string;
   readonly counters: Counters;
   readonly #health: HealthReporter | undefined;
   readonly #state: HealthState | undefined;
@@ -239,6 +241,7 @@ class Attempt implements Handler {
   constructor(request: RoutedRequest, key: string, instance: Instance, health: HealthReporter | undefined, counters: Counters) {
     this.request = request;
     this.key = key;
+    this.liveKey = instance.port === undefined ? instanceKey(instance) : key;
     this.counters = counters;
     this.#health = health;
     if (health !== undefined) {
@@ -314,6 +317,8 @@ class Attempt implements Handler {
 class RoutedRequest {
   readonly #router: RequestRouter;
   readonly #opts: DispatchOptions;
+  readonly #body: DispatchOptions['body'];
+  readonly #headers: DispatchOptions['headers'];
   readonly #handler: Handler;
   readonly #target: Target;
   readonly #send: Send;
@@ -334,20 +339,15 @@ class RoutedRequest {
     this.#target = target;
     this.#send = send;
     this.#method = (opts.method ?? 'GET').toUpperCase();
-    const servername = target.protocol === 'https:' ? { servername: target.name } : undefined;
     let body = opts.body;
     if (router.policy.retries > 0 && needsTracking(body)) {
       body = trackIterable(body, () => {
         this.#iterated = true;
       }) as DispatchOptions['body'];
     }
-    // The origin is set per attempt; everything else is the same for every attempt.
-    this.#opts = {
-      ...opts,
-      ...servername,
-      body,
-      headers: withHostHeader(opts.headers, target.hostHeader),
-    } as DispatchOptions;
+    this.#opts = opts;
+    this.#body = body;
+    this.#headers = withHostHeader(opts.headers, target.hostHeader);
     this.#proxy = new ControllerProxy((reason) => this.#callerAbort(reason));
   }
 
@@ -383,7 +383,6 @@ class RoutedRequest {
     const target = this.#target;
     const port = instance.port ?? target.urlPort ?? target.defaultPort;
     const key = instanceKey({ address: instance.address, port });
-    (this.#tried ??= new Set()).add(instanceKey(instance));
     const attempt = new Attempt(this, key, instance, this.#router.health, this.#router.counters(key));
     attempt.settle = settle;
     this.#current = attempt;
@@ -392,7 +391,11 @@ class RoutedRequest {
     }
     const origin = `${target.protocol}//${key}`;
     try {
-      this.#send(origin, key, instance, { ...this.#opts, origin }, attempt);
+      // Host header and TLS servername stay the logical name, so certificates are checked
+      // against it; only the origin names the instance.
+      const opts = { ...this.#opts, origin, body: this.#body, headers: this.#headers } as DispatchOptions;
+      if (target.protocol === 'https:') (opts as { servername?: string }).servername = target.name;
+      this.#send(origin, key, instance, opts, attempt);
     } catch (error) {
       attempt.onResponseError(null, error as Error);
     }
@@ -456,6 +459,7 @@ class RoutedRequest {
       return;
     }
     this.#attempts.push({ instance: attempt.key, error });
+    (this.#tried ??= new Set()).add(attempt.liveKey);
     if (attempt.settle !== undefined) {
       attempt.settle.reject(error);
       return;
@@ -504,7 +508,7 @@ class RoutedRequest {
         'add it to retry.methods if it is';
       return false;
     }
-    if (!bodyReplayable(this.#opts.body, this.#iterated)) {
+    if (!bodyReplayable(this.#body, this.#iterated)) {
       this.#stopReason = 'the request body is a stream that was already read and cannot be sent again';
       return false;
     }
