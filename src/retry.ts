@@ -183,10 +183,7 @@ export class RetryBudget {
   }
 }
 
-/**
- * Errors that mean the request never reached the instance: nothing was sent, so repeating it
- * elsewhere is safe for any method.
- */
+/** Errors of a connection that could not be made (or went unreachable). */
 const NOT_SENT_CODES: ReadonlySet<string> = new Set([
   'ECONNREFUSED',
   'UND_ERR_CONNECT_TIMEOUT',
@@ -233,10 +230,17 @@ export function classifyFailure(error: unknown): FailureClass {
   return { kind: undefined, transport: false };
 }
 
+/**
+ * Errors that can only happen before a request is written: refused or timed-out connects.
+ * (EHOSTUNREACH, ETIMEDOUT or a TLS alert can also end an established connection, so they prove
+ * nothing on their own; the agent mainly goes by whether undici began to write the request.)
+ */
+const ONLY_BEFORE_SEND_CODES: ReadonlySet<string> = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT']);
+
 /** True when the error proves the request was not sent, whatever the attempt's progress. */
 export function provesNotSent(error: unknown): boolean {
   const code = errorCode(error);
-  return code !== undefined && (NOT_SENT_CODES.has(code) || TLS_CODE.test(code));
+  return code !== undefined && ONLY_BEFORE_SEND_CODES.has(code);
 }
 
 /**

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { DiscoveryAgent } from '../../src/agent.ts';
 import { Discovery } from '../../src/discovery.ts';
 import { discoveryInterceptor } from '../../src/interceptor.ts';
-import { RetryBudget, retryPolicy } from '../../src/retry.ts';
+import { classifyFailure, provesNotSent, RetryBudget, retryPolicy } from '../../src/retry.ts';
 import { Fleet } from '../support/servers.ts';
 
 const NAME = 'api.test.local';
@@ -107,6 +107,24 @@ describe('retry policy', () => {
     expect(policy.retries).toBe(2);
     expect([...policy.methods]).toEqual(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
     expect(policy.budget).toEqual({ ratio: 0.2, minRetries: 10, window: 10_000 });
+  });
+
+  it('classifies failures for ejection and retry', () => {
+    const err = (code: string) => Object.assign(new Error(code), { code });
+    expect(classifyFailure(err('ECONNREFUSED'))).toEqual({ kind: 'connect', transport: true });
+    expect(classifyFailure(err('ERR_TLS_CERT_ALTNAME_INVALID'))).toEqual({ kind: 'connect', transport: true });
+    expect(classifyFailure(err('UND_ERR_CONNECT_TIMEOUT'))).toEqual({ kind: 'timeout', transport: true });
+    expect(classifyFailure(err('UND_ERR_HEADERS_TIMEOUT'))).toEqual({ kind: 'timeout', transport: true });
+    expect(classifyFailure(err('ECONNRESET'))).toEqual({ kind: 'reset', transport: true });
+    expect(classifyFailure(err('UND_ERR_SOCKET'))).toEqual({ kind: 'reset', transport: true });
+    expect(classifyFailure(err('UND_ERR_INVALID_ARG'))).toEqual({ kind: undefined, transport: false });
+    expect(classifyFailure(new Error('no code'))).toEqual({ kind: undefined, transport: false });
+    expect(provesNotSent(err('ECONNREFUSED'))).toBe(true);
+    expect(provesNotSent(err('UND_ERR_CONNECT_TIMEOUT'))).toBe(true);
+    // These can also end a connection that carried the request.
+    expect(provesNotSent(err('ECONNRESET'))).toBe(false);
+    expect(provesNotSent(err('ETIMEDOUT'))).toBe(false);
+    expect(provesNotSent(err('EHOSTUNREACH'))).toBe(false);
   });
 
   it('the budget allows max(minRetries, ratio × requests) retries per window', () => {

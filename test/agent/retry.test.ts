@@ -108,6 +108,15 @@ describe('retries', () => {
     expect(fleet.servers[0]!.count).toBe(4);
   });
 
+  it('a GET whose connection is reset is retried on the other instance', async () => {
+    const { fleet, agent } = await setup(2, { ejection: false });
+    fleet.servers[0]!.behaviour = 'reset';
+    for (let i = 0; i < 10; i++) expect(await run(agent, `/g${i}`)).toBe(200);
+    expect(fleet.servers[0]!.count).toBeGreaterThan(0);
+    expect(fleet.servers[1]!.count).toBe(10);
+    expect(agent.stats().retries).toBe(fleet.servers[0]!.count);
+  });
+
   it('a POST to an instance that refuses connections is retried on another (it never left)', async () => {
     const { fleet, agent } = await setup(2);
     await fleet.servers[0]!.kill();
