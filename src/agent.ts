@@ -204,6 +204,8 @@ export class DiscoveryAgent extends Dispatcher {
     this.#passthrough = new Agent(this.#poolOptions as Agent.Options);
     this.#unsubscribe = this.#discovery.onChange((change) => this.#instancesChanged(change));
     this.#send = (origin, key, instance, opts, handler) => {
+      // A retry after close() or destroy() must not open a new pool.
+      if (this.#closed) throw new ClosedError('The DiscoveryAgent was closed while the request was being retried');
       const servername = (opts as { servername?: string }).servername;
       const poolKey = servername === undefined ? origin : `${origin}#${servername}`;
       let entry = this.#pools.get(poolKey);

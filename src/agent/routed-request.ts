@@ -12,7 +12,7 @@ import { channel } from 'node:diagnostics_channel';
 import pRetry from 'p-retry';
 import type { Dispatcher } from 'undici';
 import type { Discovery } from '../discovery.ts';
-import { RetriesExhaustedError, SignpostError, type Attempt as AttemptRecord } from '../errors.ts';
+import { ClosedError, RetriesExhaustedError, SignpostError, type Attempt as AttemptRecord } from '../errors.ts';
 import { instanceKey } from '../instance.ts';
 import {
   bodyReplayable,
@@ -545,7 +545,11 @@ class RoutedRequest {
       unref: true,
       signal: this.#retryAbort.signal,
       shouldRetry: ({ error }) => {
-        if (this.#done || error instanceof SignpostError) return false;
+        if (this.#done) return false;
+        if (error instanceof SignpostError) {
+          this.#stopReason ||= `${error.code}: ${error.message}`;
+          return false;
+        }
         return this.#mayRetry(this.#current!, error);
       },
     }).then(
@@ -586,7 +590,9 @@ class RoutedRequest {
     }
     const attempts = this.#attempts;
     let delivered: Error;
-    if (attempts.length === 0) {
+    if (error instanceof ClosedError) {
+      delivered = error;
+    } else if (attempts.length === 0) {
       delivered =
         error instanceof SignpostError
           ? error

@@ -118,6 +118,31 @@ describe('DiscoveryAgent over static instances', () => {
   });
 });
 
+describe('destroy() with requests in flight', () => {
+  it('fails them at once without opening new pools', async () => {
+    const fleet = await Fleet.start(2);
+    for (const s of fleet.servers) s.behaviour = 'hang';
+    const agent = new DiscoveryAgent({ services: { [NAME]: { via: 'static', instances: fleet.instances } } });
+    const created: unknown[] = [];
+    const onCreate = (m: unknown): void => void created.push(m);
+    subscribe('signpost:pool:create', onCreate);
+    try {
+      const settled = Promise.allSettled(Array.from({ length: 4 }, () => request(`http://${NAME}/hang`, { dispatcher: agent })));
+      while (fleet.servers.reduce((n, s) => n + s.count, 0) < 4) await new Promise((r) => setTimeout(r, 10));
+      await agent.destroy();
+      const results = await settled;
+      for (const r of results) {
+        expect(r.status).toBe('rejected');
+        expect((r as PromiseRejectedResult).reason).toMatchObject({ code: 'SIGNPOST_ERR_CLOSED' });
+      }
+      expect(created).toHaveLength(2);
+    } finally {
+      unsubscribe('signpost:pool:create', onCreate);
+      await fleet.close();
+    }
+  });
+});
+
 describe('DiscoveryAgent with a shared Discovery', () => {
   it('does not close a Discovery it was given; an owned one is closed', async () => {
     const fleet = await Fleet.start(1);
