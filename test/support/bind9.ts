@@ -14,6 +14,7 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createSocket } from 'node:dgram';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -35,15 +36,24 @@ export interface Bind9Options {
 const NAMED = process.env.SIGNPOST_NAMED ?? '/usr/sbin/named';
 const NSUPDATE = process.env.SIGNPOST_NSUPDATE ?? 'nsupdate';
 
+/** A port free for both UDP and TCP on `address` (named listens on both; nsupdate -v uses TCP). */
 async function freePort(address: string): Promise<number> {
-  const socket = createSocket('udp4');
-  await new Promise<void>((resolve, reject) => {
-    socket.once('error', reject);
-    socket.bind(0, address, () => resolve());
-  });
-  const { port } = socket.address();
-  await new Promise<void>((resolve) => socket.close(() => resolve()));
-  return port;
+  for (;;) {
+    const socket = createSocket('udp4');
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind(0, address, () => resolve());
+    });
+    const { port } = socket.address();
+    const tcp = createServer();
+    const tcpFree = await new Promise<boolean>((resolve) => {
+      tcp.once('error', () => resolve(false));
+      tcp.listen(port, address, () => resolve(true));
+    });
+    await new Promise<void>((resolve) => (tcpFree ? tcp.close(() => resolve()) : resolve()));
+    await new Promise<void>((resolve) => socket.close(() => resolve()));
+    if (tcpFree) return port;
+  }
 }
 
 /** One UDP query to the server; resolves with the answer or rejects after `timeout`. */
@@ -202,9 +212,18 @@ export class Bind9 {
   /** Sends one nsupdate batch, e.g. `['update add a.test.local 1 A 127.0.0.2']`. */
   async update(lines: string[]): Promise<void> {
     const script = [`server ${this.address} ${this.port}`, ...lines, 'send', ''].join('\n');
-    const child = execFileAsync(NSUPDATE, ['-v'], { timeout: 10_000 });
-    child.child.stdin?.end(script);
-    await child;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const child = execFileAsync(NSUPDATE, ['-v'], { timeout: 10_000 });
+        child.child.stdin?.end(script);
+        await child;
+        return;
+      } catch (error) {
+        // named may still be settling its TCP listener right after a (re)start.
+        if (attempt >= 3) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
+      }
+    }
   }
 
   /** Stops named: queries then meet a closed port (UDP: ICMP unreachable). */
