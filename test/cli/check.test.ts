@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Bind9 } from '../support/bind9.ts';
+import { FakeCloudMap } from '../support/fake-cloudmap.ts';
 import { assertBuilt, hang, ok, runCli, startFleet, status, type Fleet } from './helpers.ts';
 
 const ZONE = 'check.test';
@@ -194,6 +195,33 @@ describe('signpost check', () => {
 
     const text = await runCli(['check', file]);
     expect(text.stdout).toMatch(/^✗ zone zone-c: only zone zone-c fails/m);
+  });
+
+  it('diagnoses a Cloud Map service that is not registered, and checks the ones that are', async () => {
+    const cloudMap = await FakeCloudMap.start();
+    try {
+      cloudMap.register('myapp.local', 'orders', {
+        id: 'task-1',
+        attributes: { AWS_INSTANCE_IPV4: '127.0.5.20', AWS_INSTANCE_PORT: String(fleet.port), AVAILABILITY_ZONE: 'us-east-1a' },
+      });
+      const file = await writeConfig('cloudmap.json', {
+        namespaces: { 'myapp.local': { via: 'cloudmap' } },
+        cloudMap: { endpoint: cloudMap.endpoint, region: 'us-east-1', credentials: { accessKeyId: 'AKIDTEST', secretAccessKey: 'test' }, retries: 0 },
+        check: ['orders.myapp.local', 'billing.myapp.local'],
+      });
+      const result = await runCli(['check', file, '--json']);
+      expect(result.code).toBe(1);
+      const report = JSON.parse(result.stdout) as JsonReport;
+      expect(report.services.find((s) => s.name === 'orders.myapp.local')).toMatchObject({
+        ok: true,
+        instances: [{ address: '127.0.5.20', zone: 'us-east-1a', ok: true }],
+      });
+      const billing = report.services.find((s) => s.name === 'billing.myapp.local')!;
+      expect(billing.error).toMatchObject({ code: 'SIGNPOST_ERR_NOT_FOUND', failure: 'not-found' });
+      expect(billing.error!.diagnosis).toMatch(/Cloud Map service exists .* serviceRegistries/);
+    } finally {
+      await cloudMap.close();
+    }
   });
 
   it('exits 0 when every instance answers', async () => {

@@ -56,6 +56,28 @@ describe('signpost watch', () => {
     expect(first).toMatchObject({ event: 'instances', name: `quiet.${ZONE}`, instances: [{ address: '127.0.7.9' }] });
   });
 
+  it('says when the registry stops answering, and that it still serves what it knew', async () => {
+    let state = 0;
+    try {
+      const result = await runCli(['watch', `quiet.${ZONE}`, '--server', dns.server, '--interval', '200', '--timeout', '200'], {
+        onStdout: (soFar, child) => {
+          if (state === 0 && /quiet\.watch\.test: 1 instance/.test(soFar)) {
+            state = 1;
+            void dns.pause();
+          } else if (state === 1 && /^\S+ {2}! /m.test(soFar)) {
+            state = 2;
+            dns.resume();
+            child.kill('SIGTERM');
+          }
+        },
+      });
+      expect(result.code).toBe(0);
+      expect(result.stdout).toMatch(new RegExp(`^\\S+  ! DNS query for A quiet\\.watch\\.test from ${dns.server.replace(/\./g, '\\.')} failed: .*\\(still serving the 1 instances known\\)$`, 'm'));
+    } finally {
+      dns.resume();
+    }
+  });
+
   it('keeps watching a name that does not exist yet, and shows it appear', async () => {
     let added = false;
     const result = await runCli(['watch', `later.${ZONE}`, '--server', dns.server, '--interval', '200', '--count', '1'], {
