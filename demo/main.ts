@@ -10,7 +10,8 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Agent } from 'undici';
-import { DiscoveryAgent, type DiscoveryAgentOptions } from '../src/agent.ts';
+// What `import { DiscoveryAgent } from 'signpost'` gives an application.
+import { DiscoveryAgent, type DiscoveryAgentOptions } from '../src/index.ts';
 import { FakeCloudMap } from '../test/support/fake-cloudmap.ts';
 import { DemoDns, type SrvTarget } from './dns-server.ts';
 import { DemoInstance, startOnOnePort } from './fleet.ts';
@@ -124,12 +125,17 @@ async function run(): Promise<boolean> {
         env: { ...process.env, AWS_ACCESS_KEY_ID: CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: CREDENTIALS.secretAccessKey },
         timeout: 10_000,
       });
-      for (const line of stdout.trimEnd().split('\n')) screen.line(`  ${line}`);
+      for (const line of stdout.trimEnd().split('\n')) screen.line(line === '' ? '' : `  ${line}`);
     } catch (error) {
       screen.line(`  (the CLI failed: ${(error as Error).message.split('\n')[0]})`);
     }
     screen.line();
   }
+
+  screen.line('In an application, the scenes below are this much code:');
+  screen.line(`  setGlobalDispatcher(new DiscoveryAgent({ services: { 'orders.${NAMESPACE}': { via: 'dns', port: ${port} } }, dns: { servers: ['${dns.server}'] } }));`);
+  screen.line(`  await fetch('http://orders.${NAMESPACE}/');`);
+  screen.line();
 
   // ── 1. "Resolve once, use the first IP" ────────────────────────────────────────────────
   screen.line(`1. "First IP": resolve orders.${NAMESPACE} once, send every request to the first A record (plain undici)`);
@@ -287,6 +293,9 @@ function summary(): void {
   const signpostFailed = rows.filter((r) => !r.scene.startsWith('first IP')).reduce((n, r) => n + r.failed, 0);
   screen.line();
   screen.line(`${total} requests in ${((performance.now() - started) / 1000).toFixed(1)}s; ${signpostFailed} failed through signpost.`);
+  screen.line();
+  screen.line('On your own registry: npx signpost resolve <name> [--via dns|srv|cloudmap], npx signpost watch <name>,');
+  screen.line('and npx signpost check <config.json> for a connectivity matrix with a diagnosis of each failure.');
 }
 
 async function cleanup(): Promise<void> {
