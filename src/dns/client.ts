@@ -146,8 +146,24 @@ export class DnsClient {
     } catch (error) {
       const code = (error as { code?: unknown }).code;
       if (typeof code === 'string' && NODATA_CODES.has(code)) return [];
+      // c-ares fails every query on a socket when one datagram does not parse, whatever its ID:
+      // a junk packet would fail the lookup. Ask again over the wire client, which ignores
+      // packets that do not match its question.
+      if (code === 'EBADRESP' && !combined.aborted) return this.#addressesOverWire(name, type, signal);
       throw this.#toError(name, type, error, combined);
     }
+  }
+
+  async #addressesOverWire(name: string, type: 'A' | 'AAAA', signal: AbortSignal | undefined): Promise<AddressRecord[]> {
+    const response = await this.query(name, type, signal);
+    if (response.rcode === 'NXDOMAIN') throw this.notFound(name, type);
+    const family = type === 'A' ? 4 : 6;
+    const records: AddressRecord[] = [];
+    for (const answer of response.answers ?? []) {
+      if (answer.type !== type || typeof answer.data !== 'string' || isIP(answer.data) !== family) continue;
+      records.push({ address: answer.data, ttl: (answer.ttl ?? 0) * 1000 });
+    }
+    return records;
   }
 
   /**

@@ -338,6 +338,22 @@ function describeFailure(error: unknown): string {
 }
 
 /**
+ * What may travel as `cause`: the SDK's error has AWS's message, which for SignatureDoesNotMatch
+ * echoes the canonical request (session token included), and loggers print causes. Only the
+ * error's name, status, request id and code are kept.
+ */
+function safeCause(error: unknown): Error {
+  if (error instanceof AttemptTimeoutError || error instanceof NetworkError) return error;
+  const cause = new Error(describeFailure(error));
+  cause.name = errorName(error);
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === 'string') (cause as Error & { code?: string }).code = code;
+  const status = statusOf(error);
+  if (status !== undefined) (cause as Error & { statusCode?: number }).statusCode = status;
+  return cause;
+}
+
+/**
  * Turns whatever a call failed with into the SignpostError the resolver contract allows. AWS
  * messages are not copied: some (SignatureDoesNotMatch) echo the string that was signed.
  */
@@ -345,7 +361,7 @@ function toSignpostError(error: unknown, operation: Operation, target: CloudMapT
   const { hostname, namespace, service } = target;
   const where = `Cloud Map service "${service}" in namespace "${namespace}"`;
   const name = errorName(error);
-  const options = { hostname, cause: error };
+  const options = { hostname, cause: safeCause(error) };
   if (name === 'NamespaceNotFound') {
     return new NotFoundError(
       `${hostname}: Cloud Map has no namespace "${namespace}": is the namespace registered in Cloud Map, in this region?`,

@@ -5,6 +5,7 @@
  * Consul, Kubernetes do), else from A/AAAA queries. Stateless; the cache owns caching.
  */
 import { channel } from 'node:diagnostics_channel';
+import { isIP } from 'node:net';
 import type { SoaData, SrvData, StringAnswer } from 'dns-packet';
 import { DnsClient, type AddressRecord } from '../dns/client.ts';
 import { normalizeName, type WireResponse } from '../dns/wire.ts';
@@ -225,6 +226,9 @@ function addressesIn(response: WireResponse): Map<string, AddressRecord[]> {
   const byName = new Map<string, AddressRecord[]>();
   for (const record of response.additionals ?? []) {
     if (record.type !== 'A' && record.type !== 'AAAA') continue;
+    // A record whose data is not an address of its type (a mangled or hostile packet) must never
+    // become an instance: the agent would dial whatever string it decoded to.
+    if (typeof record.data !== 'string' || isIP(record.data) !== (record.type === 'A' ? 4 : 6)) continue;
     const owner = normalizeName(record.name);
     const list = byName.get(owner) ?? [];
     list.push({ address: record.data, ttl: (record.ttl ?? 0) * 1000 });
