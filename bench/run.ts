@@ -1,0 +1,208 @@
+/**
+ * `npm run bench [-- --quick] [-- --out DIR]`: starts bind9 on 127.0.0.1, the Cloud Map fake and
+ * the HTTP instances (127.0.0.2-4, own process), runs every part in its own measuring child
+ * process, then prints a table and writes DIR/results.json and DIR/results.svg (DIR: bench/).
+ * Nothing leaves the machine.
+ */
+import { execFileSync, fork, type ChildProcess } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Bind9 } from '../test/support/bind9.ts';
+import { FakeCloudMap } from '../test/support/fake-cloudmap.ts';
+import type { RoundStats } from './measure.ts';
+import { buildResults, renderSvg, renderTable, type Raw } from './report.ts';
+import {
+  burstName,
+  CM_NAMESPACE,
+  FULL,
+  QUICK,
+  STEADY_CLIENTS,
+  steadyName,
+  zones,
+  type ChildConfig,
+  type ChildMessage,
+  type ParentMessage,
+  type SteadyClient,
+} from './setup.ts';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = resolve(here, '..');
+
+function parseArgs(argv: string[]): { quick: boolean; out: string } {
+  let quick = false;
+  let out = here;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--quick') quick = true;
+    else if (arg === '--out') out = resolve(argv[++i] ?? '');
+    else if (arg.startsWith('--out=')) out = resolve(arg.slice('--out='.length));
+    else throw new Error(`unknown argument ${arg}: use --quick and/or --out DIR`);
+  }
+  return { quick, out };
+}
+
+function version(path: string): string {
+  try {
+    return (JSON.parse(readFileSync(path, 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+function machine(): Raw['machine'] {
+  let named = 'unknown';
+  try {
+    named = execFileSync(process.env.SIGNPOST_NAMED ?? '/usr/sbin/named', ['-v'], { encoding: 'utf8' }).trim();
+  } catch {
+    // reported as unknown
+  }
+  let commit = 'unknown';
+  try {
+    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim();
+  } catch {
+    // not a checkout
+  }
+  const cpu = cpus();
+  return {
+    cpu: cpu[0]?.model ?? 'unknown',
+    cores: cpu.length,
+    memoryGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
+    node: process.version,
+    undici: version(join(root, 'node_modules/undici/package.json')),
+    cacheableLookup: version(join(here, 'node_modules/cacheable-lookup/package.json')),
+    bind9: named,
+    signpostCommit: commit,
+    platform: `${process.platform} ${process.arch}`,
+  };
+}
+
+function say(text: string): void {
+  process.stderr.write(`[bench] ${text}\n`);
+}
+
+/** Runs one part in a fresh child; `onMark` runs (and is awaited) at each phase boundary. */
+async function runChild(config: ChildConfig, onMark: (label: string) => Promise<void> | void = () => {}): Promise<unknown> {
+  const child: ChildProcess = fork(join(here, 'client.ts'), [], {
+    execArgv: ['--expose-gc'],
+    env: { ...process.env, ECS_CONTAINER_METADATA_URI_V4: '', SIGNPOST_ZONE: '', SIGNPOST_STATIC: '' },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  return new Promise((resolveResult, reject) => {
+    let result: unknown;
+    let got = false;
+    child.on('message', (message: ChildMessage) => {
+      if (message.type === 'log') say(message.text);
+      else if (message.type === 'result') {
+        result = message.data;
+        got = true;
+      } else if (message.type === 'mark') {
+        void Promise.resolve(onMark(message.label)).then(() => child.send({ type: 'ack', label: message.label } satisfies ParentMessage));
+      }
+    });
+    child.once('error', reject);
+    child.once('exit', (code) => {
+      if (got) resolveResult(result);
+      else reject(new Error(`bench part ${config.part} exited with ${code} and no result`));
+    });
+    child.send({ type: 'config', config } satisfies ParentMessage);
+  });
+}
+
+function unwrap<T>(value: unknown): T {
+  return (value as { data: T }).data;
+}
+
+async function main(): Promise<void> {
+  const { quick, out } = parseArgs(process.argv.slice(2));
+  const sizes = quick ? QUICK : FULL;
+  const started = Date.now();
+  const coldNames = sizes.rounds * (sizes.coldSamples + 10);
+  const heapMax = Math.max(...sizes.heapNames) + 1;
+
+  say(`mode ${quick ? 'quick' : 'full'}: starting bind9 (${coldNames} cold names per kind, ${heapMax} heap names)`);
+  const bind9 = await Bind9.start({ zones: zones(sizes, coldNames, heapMax) });
+  const cloudMap = await FakeCloudMap.start();
+  for (let i = 0; i < coldNames; i++) {
+    for (let j = 0; j < 3; j++) {
+      cloudMap.register(CM_NAMESPACE, `svc${i}`, {
+        id: `i-${i}-${j}`,
+        attributes: { AWS_INSTANCE_IPV4: `127.0.${60 + j}.${i & 255}`, AWS_INSTANCE_PORT: '8080', AVAILABILITY_ZONE: `use1-az${j + 1}` },
+      });
+    }
+  }
+  const server = fork(join(here, 'server.ts'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const httpPort = await new Promise<number>((resolvePort, reject) => {
+    server.once('message', (message: { port: number }) => resolvePort(message.port));
+    server.once('exit', (code) => reject(new Error(`HTTP instances exited with ${code}`)));
+  });
+
+  const base = { sizes, dnsServer: bind9.server, cloudMapEndpoint: cloudMap.endpoint, coldNames, httpPort };
+  try {
+    say('resolution latency');
+    const latency = unwrap<Record<string, RoundStats[]>>(await runChild({ ...base, part: 'latency' }));
+
+    say('pick scale');
+    const scale = unwrap<Record<string, RoundStats[]>>(await runChild({ ...base, part: 'scale' }));
+
+    say('registry load');
+    const counts: Record<string, Record<string, { A: number; AAAA: number }>> = {};
+    const countNow = (label: string): void => {
+      const snapshot: Record<string, { A: number; AAAA: number }> = {};
+      for (const client of STEADY_CLIENTS) {
+        const names = Array.from({ length: sizes.steadyNames }, (_, i) => steadyName(client, i));
+        names.push(burstName(client));
+        for (const name of names) snapshot[name] = { A: bind9.queries(name, 'A'), AAAA: bind9.queries(name, 'AAAA') };
+      }
+      counts[label] = snapshot;
+    };
+    const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 300)); // named's log reaches us through a pipe
+    const registryRaw = unwrap<{ burstSettled: Record<SteadyClient, number>; steadyLookups: Record<SteadyClient, number> }>(
+      await runChild({ ...base, part: 'registry' }, async (label) => {
+        await settle();
+        countNow(label);
+      }),
+    );
+
+    say('request throughput');
+    const throughput = unwrap<{ results: Record<string, RoundStats[]> }>(await runChild({ ...base, part: 'throughput' }));
+    const spread = await new Promise<Record<string, number>>((resolveCounts) => {
+      server.once('message', (message: { counts: Record<string, number> }) => resolveCounts(message.counts));
+      server.send({ type: 'counts' });
+    });
+
+    const heap: Array<{ names: number; bytes: number; bytesPerName: number; cached: number }> = [];
+    for (const names of sizes.heapNames) {
+      say(`heap with ${names} names`);
+      heap.push(unwrap(await runChild({ ...base, part: 'heap', heapNames: names })));
+    }
+
+    const raw: Raw = {
+      mode: quick ? 'quick' : 'full',
+      date: new Date().toISOString(),
+      durationS: 0,
+      machine: machine(),
+      sizes,
+      latency,
+      scale,
+      throughput: throughput.results,
+      serverSpread: spread,
+      heap,
+      registry: { ...registryRaw, counts },
+    };
+    raw.durationS = Math.round((Date.now() - started) / 1000);
+    const results = buildResults(raw);
+    mkdirSync(out, { recursive: true });
+    writeFileSync(join(out, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
+    writeFileSync(join(out, 'results.svg'), renderSvg(results));
+    process.stdout.write(renderTable(results));
+    say(`wrote ${join(out, 'results.json')} and ${join(out, 'results.svg')} in ${raw.durationS} s`);
+  } finally {
+    server.send({ type: 'close' });
+    await cloudMap.close();
+    await bind9.close();
+  }
+}
+
+await main();
