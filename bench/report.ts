@@ -339,11 +339,11 @@ export function renderTable(r: Results): string {
   out.push('', 'Registry load: queries that reached bind9');
   out.push(
     table(
-      ['client', `burst A`, 'burst AAAA', 'steady A /name/min', 'steady AAAA /name/min', 'A per TTL', 'lookups /name/s'],
+      ['client', 'burst ok', `burst A`, 'burst AAAA', 'steady A /name/min', 'steady AAAA /name/min', 'A per TTL', 'lookups /name/s'],
       STEADY_CLIENTS.map((c) => {
         const b = r.registry.burst[c]!;
         const s = r.registry.steady[c]!;
-        return [c, String(b.queriesA), String(b.queriesAAAA), String(s.queriesPerNamePerMinute.A), String(s.queriesPerNamePerMinute.AAAA), String(s.queriesPerNamePerTtl.A), String(s.lookupsPerNamePerSec)];
+        return [c, `${b.succeeded}/${b.concurrent}`, String(b.queriesA), String(b.queriesAAAA), String(s.queriesPerNamePerMinute.A), String(s.queriesPerNamePerMinute.AAAA), String(s.queriesPerNamePerTtl.A), String(s.lookupsPerNamePerSec)];
       }),
     ),
   );
