@@ -29,6 +29,7 @@ export interface Raw {
   heap: Array<{ names: number; bytes: number; bytesPerName: number; cached: number }>;
   registry: {
     burstSettled: Record<SteadyClient, number>;
+    burstErrors: Record<SteadyClient, Record<string, number>>;
     steadyLookups: Record<SteadyClient, number>;
     counts: Record<string, Record<string, { A: number; AAAA: number }>>;
   };
@@ -80,7 +81,7 @@ export interface Results {
     heap: Array<{ names: number; bytesPerName: number; bytes: number; cached: number }>;
   };
   registry: {
-    burst: Record<string, { concurrent: number; succeeded: number; queriesA: number; queriesAAAA: number }>;
+    burst: Record<string, { concurrent: number; succeeded: number; errors: Record<string, number>; queriesA: number; queriesAAAA: number }>;
     steady: Record<
       string,
       {
@@ -166,6 +167,7 @@ export function buildResults(raw: Raw): Results {
     burst[client] = {
       concurrent: raw.sizes.burst,
       succeeded: raw.registry.burstSettled[client],
+      errors: raw.registry.burstErrors[client] ?? {},
       queriesA: burstAt[name]?.A ?? Number.NaN,
       queriesAAAA: burstAt[name]?.AAAA ?? Number.NaN,
     };
@@ -343,7 +345,8 @@ export function renderTable(r: Results): string {
       STEADY_CLIENTS.map((c) => {
         const b = r.registry.burst[c]!;
         const s = r.registry.steady[c]!;
-        return [c, `${b.succeeded}/${b.concurrent}`, String(b.queriesA), String(b.queriesAAAA), String(s.queriesPerNamePerMinute.A), String(s.queriesPerNamePerMinute.AAAA), String(s.queriesPerNamePerTtl.A), String(s.lookupsPerNamePerSec)];
+        const errors = Object.entries(b.errors).map(([code, n]) => `${n} ${code}`).join(', ');
+        return [c, `${b.succeeded}/${b.concurrent}${errors ? ` (${errors})` : ''}`, String(b.queriesA), String(b.queriesAAAA), String(s.queriesPerNamePerMinute.A), String(s.queriesPerNamePerMinute.AAAA), String(s.queriesPerNamePerTtl.A), String(s.lookupsPerNamePerSec)];
       }),
     ),
   );
@@ -393,7 +396,8 @@ function panel(title: string, bars: Bar[], x: number, y: number, width: number, 
       const x2 = x + labelW + scale(bar.max);
       parts.push(`<line x1="${x1.toFixed(1)}" x2="${x2.toFixed(1)}" y1="${row + rowH / 2}" y2="${row + rowH / 2}" class="range"/>`);
     }
-    parts.push(`<text x="${x + labelW + w + 6}" y="${row + 15}" class="value">${esc(bar.text)}</text>`);
+    const textX = x + labelW + Math.max(w, Number.isFinite(bar.max) ? scale(bar.max) : 0) + 6;
+    parts.push(`<text x="${textX.toFixed(1)}" y="${row + 15}" class="value">${esc(bar.text)}</text>`);
     row += rowH;
   }
   if (reference) {
@@ -469,11 +473,11 @@ export function renderSvg(r: Results): string {
   );
   add((top) =>
     panel(
-      `Registry load: queries per name per minute at steady state (TTL ${STEADY_TTL_S} s; log scale)`,
+      `Steady state: A queries per name per minute (TTL ${STEADY_TTL_S} s, ~${Math.round(r.registry.steady.signpost?.lookupsPerNamePerSec ?? 0)} lookups/name/s)`,
       STEADY_CLIENTS.map((c) => {
         const s = r.registry.steady[c]!;
-        const total = s.queriesPerNamePerMinute.A + s.queriesPerNamePerMinute.AAAA;
-        return { label: c, value: total, min: Number.NaN, max: Number.NaN, text: `${total} (A ${s.queriesPerNamePerMinute.A})`, highlight: isOurs(c) };
+        const q = s.queriesPerNamePerMinute;
+        return { label: c, value: q.A, min: Number.NaN, max: Number.NaN, text: `A ${q.A}, AAAA ${q.AAAA}`, highlight: isOurs(c) };
       }),
       20,
       top,

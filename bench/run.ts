@@ -158,7 +158,11 @@ async function main(): Promise<void> {
       counts[label] = snapshot;
     };
     const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 300)); // named's log reaches us through a pipe
-    const registryRaw = unwrap<{ burstSettled: Record<SteadyClient, number>; steadyLookups: Record<SteadyClient, number> }>(
+    const registryRaw = unwrap<{
+      burstSettled: Record<SteadyClient, number>;
+      burstErrors: Record<SteadyClient, Record<string, number>>;
+      steadyLookups: Record<SteadyClient, number>;
+    }>(
       await runChild({ ...base, part: 'registry' }, async (label) => {
         await settle();
         countNow(label);
