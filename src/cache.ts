@@ -1,10 +1,11 @@
 /**
  * The resolution cache: one entry per resolved name, holding the instances that are served now.
  *
- * Time is driven by timers, never read on the hot path: an entry is refreshed in the background
- * once `refreshAhead` of its TTL has passed (if it was used since the last refresh), expires at
- * its TTL, and while the registry fails keeps serving its last answer for up to `staleTtl`
- * past expiry (RFC 8767). Negative answers (not found, no instances) are kept for
+ * Time is driven by timers, never read on the hot path: a name used since its last refresh is
+ * refreshed in the background once `refreshAhead` of its TTL has passed (by default when the TTL
+ * runs out, serving the answer until the new one arrives: one query per TTL and nobody waits);
+ * an unused one lapses at expiry. While the registry fails, the last answer is served for up to
+ * `staleTtl` (RFC 8767). Negative answers (not found, no instances) are kept for
  * `negativeTtl`. One query per name is in flight at a time (single flight), and the number of
  * names is bounded by lru-cache.
  */
@@ -22,7 +23,8 @@ export const DEFAULT_MAX_TTL_MS = 300_000;
 export const DEFAULT_STALE_TTL_MS = 300_000;
 export const DEFAULT_NEGATIVE_TTL_MS = 5000;
 export const DEFAULT_MAX_NAMES = 10_000;
-export const DEFAULT_REFRESH_AHEAD = 0.8;
+/** Refresh when the TTL runs out (the answer is served until the new one arrives): one query per TTL. */
+export const DEFAULT_REFRESH_AHEAD = 1;
 /** First wait before a stale entry asks the registry again; doubles up to the max. */
 const STALE_RETRY_MIN_MS = 1000;
 /** RFC 8767 suggests 30 s between attempts while serving stale. */
@@ -51,7 +53,7 @@ export function validateCacheOptions(value: unknown, path = 'cache'): CacheSetti
   checkDuration(`${path}.staleTtl`, settings.staleTtl);
   checkDuration(`${path}.negativeTtl`, settings.negativeTtl);
   checkInteger(`${path}.maxNames`, settings.maxNames, 1, 10_000_000);
-  checkNumber(`${path}.refreshAhead`, settings.refreshAhead, 0.5, 0.95);
+  checkNumber(`${path}.refreshAhead`, settings.refreshAhead, 0.5, 1);
   return settings;
 }
 
@@ -94,7 +96,10 @@ export class CacheEntry {
   timer: ClockTimer | undefined;
   staleTimer: ClockTimer | undefined;
   staleRetryMs = STALE_RETRY_MIN_MS;
-  readonly abort = new AbortController();
+  /** Set when the entry leaves the cache: a query still in flight then changes nothing. */
+  evicted = false;
+  /** Past its TTL, waiting for a refresh in flight (served meanwhile). */
+  expired = false;
 
   constructor(name: string, resolver: Resolver) {
     this.name = name;
@@ -116,6 +121,8 @@ export class ResolutionCache {
   readonly #clock: Clock;
   readonly #hooks: CacheHooks;
   readonly #entries: LRUCache<string, CacheEntry>;
+  /** Aborted by close(): every query in flight stops. */
+  readonly #abort = new AbortController();
   /** Upstream queries started, for stats and tests. */
   queries = 0;
 
@@ -159,13 +166,13 @@ export class ResolutionCache {
   /** Starts a query unless one is in flight; the promise never rejects. */
   refresh(entry: CacheEntry): Promise<void> {
     if (entry.inflight) return entry.inflight;
-    if (entry.abort.signal.aborted) return Promise.resolve();
+    if (entry.evicted) return Promise.resolve();
     this.queries++;
     const started = this.#clock.now();
     let promise: Promise<Resolution>;
     try {
       promise = entry.resolver.resolve(entry.name, {
-        signal: entry.abort.signal,
+        signal: this.#abort.signal,
         previous: entry.resolution,
       });
     } catch (error) {
@@ -182,7 +189,7 @@ export class ResolutionCache {
   }
 
   #succeeded(entry: CacheEntry, resolution: Resolution, started: number): void {
-    if (entry.abort.signal.aborted) return;
+    if (entry.evicted) return;
     if (resolveChannel.hasSubscribers) {
       resolveChannel.publish({
         name: entry.name,
@@ -202,36 +209,53 @@ export class ResolutionCache {
       );
       return;
     }
-    entry.resolution = resolution;
     entry.error = undefined;
     entry.state = 'fresh';
+    entry.expired = false;
     entry.staleRetryMs = STALE_RETRY_MIN_MS;
     this.#clearTimers(entry);
     this.#serve(entry, resolution.instances);
+    // Kept for the resolver's next call (revision gating), sharing the served array.
+    entry.resolution =
+      resolution.state === undefined
+        ? { instances: entry.instances, ttl: resolution.ttl }
+        : { instances: entry.instances, ttl: resolution.ttl, state: resolution.state };
     const { minTtl, maxTtl, refreshAhead } = this.settings;
     const ttl = Math.min(Math.max(Number.isFinite(resolution.ttl) ? resolution.ttl : maxTtl, minTtl), maxTtl);
     entry.timer = this.#clock.setTimeout(() => this.#refreshDue(entry, ttl), Math.floor(ttl * refreshAhead));
   }
 
-  /** Refresh-ahead point: refresh a name in use; let an unused one lapse at expiry. */
+  /** Refresh point: refresh a name in use; let an unused one lapse at expiry. */
   #refreshDue(entry: CacheEntry, ttl: number): void {
     const remaining = ttl - Math.floor(ttl * this.settings.refreshAhead);
-    entry.timer = this.#clock.setTimeout(() => this.#expired(entry), remaining);
     if (entry.used) {
       entry.used = false;
       // Served names stay recent in the LRU even though picks never touch it.
       this.#entries.get(entry.name);
       void this.refresh(entry);
     }
+    if (remaining > 0) entry.timer = this.#clock.setTimeout(() => this.#expired(entry), remaining);
+    else this.#expired(entry);
   }
 
   #expired(entry: CacheEntry): void {
     entry.timer = undefined;
-    // A refresh that succeeded would have replaced this timer: the registry is failing or slow.
-    if (!entry.used && entry.inflight === undefined && entry.error === undefined) {
+    // A refresh that succeeded would have replaced this timer: one is in flight, failed, or was
+    // never asked for.
+    if (entry.inflight !== undefined && entry.error === undefined) {
+      // Keep serving until it answers; #failed turns the entry stale if it does not.
+      entry.expired = true;
+      return;
+    }
+    if (!entry.used && entry.error === undefined) {
       this.#drop(entry);
       return;
     }
+    this.#stale(entry);
+  }
+
+  #stale(entry: CacheEntry): void {
+    entry.expired = false;
     if (this.settings.staleTtl === 0) {
       this.#drop(entry);
       return;
@@ -255,7 +279,7 @@ export class ResolutionCache {
   }
 
   #failed(entry: CacheEntry, cause: unknown): void {
-    if (entry.abort.signal.aborted) return;
+    if (entry.evicted) return;
     const error =
       cause instanceof SignpostError
         ? cause
@@ -273,14 +297,14 @@ export class ResolutionCache {
     // A registry failure: keep serving what we have (fresh until expiry, then stale).
     entry.error = error;
     if (entry.state === 'negative') this.#clearTimers(entry);
-    if (entry.state !== 'fresh' && entry.state !== 'stale') {
-      entry.state = 'cold';
-    }
+    if (entry.expired) this.#stale(entry);
+    else if (entry.state !== 'fresh' && entry.state !== 'stale') entry.state = 'cold';
   }
 
   #negative(entry: CacheEntry, error: SignpostError): void {
     this.#clearTimers(entry);
     entry.state = 'negative';
+    entry.expired = false;
     entry.error = error;
     entry.resolution = undefined;
     this.#serve(entry, EMPTY);
@@ -295,6 +319,7 @@ export class ResolutionCache {
     this.#clearTimers(entry);
     entry.state = 'cold';
     entry.used = false;
+    entry.expired = false;
     this.#serve(entry, EMPTY);
   }
 
@@ -320,7 +345,7 @@ export class ResolutionCache {
 
   #dispose(entry: CacheEntry): void {
     this.#clearTimers(entry);
-    entry.abort.abort();
+    entry.evicted = true;
     const previous = entry.instances;
     entry.instances = EMPTY;
     entry.state = 'cold';
@@ -329,6 +354,7 @@ export class ResolutionCache {
   }
 
   close(): void {
+    this.#abort.abort();
     this.#entries.clear();
   }
 }

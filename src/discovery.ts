@@ -43,6 +43,8 @@ export interface InstancesChange {
 class View {
   readonly host: string;
   readonly entries: readonly CacheEntry[];
+  /** `entries[0]`, held apart so the hot path marks it used without a loop. */
+  readonly primary: CacheEntry;
   readonly alias: Alias | undefined;
   readonly balancer: Balancer;
   instances: readonly Instance[] = [];
@@ -52,6 +54,7 @@ class View {
   constructor(host: string, entries: readonly CacheEntry[], alias: Alias | undefined, balancer: Balancer) {
     this.host = host;
     this.entries = entries;
+    this.primary = entries[0]!;
     this.alias = alias;
     this.balancer = balancer;
   }
@@ -92,6 +95,7 @@ export class Discovery {
   #cloudMap: CloudMapClient | undefined;
   #closed = false;
   readonly #zone: { current: string | undefined } = { current: undefined };
+  readonly #zoneWanted: boolean;
   /** Passive health: the agent reports request outcomes here; ejected instances are not picked. */
   readonly health: HealthTracker;
 
@@ -130,6 +134,7 @@ export class Discovery {
       onEvict: (entry) => this.#entryEvicted(entry),
       ...(zoneOf && { mapInstances: (instances) => withZones(instances, zoneOf) }),
     });
+    this.#zoneWanted = (options.zone ?? process.env.SIGNPOST_ZONE) !== undefined && options.zoneAffinity !== false;
     this.zone = this.#findZone(options.zone);
   }
 
@@ -240,7 +245,8 @@ export class Discovery {
   pickSync(host: string, exclude?: ReadonlySet<string>): Instance | undefined {
     const view = this.#views.get(host);
     if (view === undefined) return undefined;
-    this.#used(view);
+    view.primary.used = true;
+    if (view.alias !== undefined) this.#aliasUsed(view);
     const instance = view.balancer.pick();
     if (exclude === undefined || instance === undefined || !exclude.has(instanceKey(instance))) return instance;
     const list = view.instances;
@@ -291,13 +297,14 @@ export class Discovery {
   }
 
   #used(view: View): void {
-    const entries = view.entries;
-    for (let i = 0; i < entries.length; i++) entries[i]!.used = true;
+    view.primary.used = true;
     if (view.alias !== undefined) this.#aliasUsed(view);
   }
 
   #aliasUsed(view: View): void {
     const alias = view.alias!;
+    const second = view.entries[1];
+    if (second !== undefined) second.used = true;
     view.uses++;
     this.#aliasUses.set(alias.from, (this.#aliasUses.get(alias.from) ?? 0) + 1);
     if (aliasChannel.hasSubscribers) {
@@ -327,7 +334,8 @@ export class Discovery {
     const balancer = createBalancer(name, {
       balancer: this.#options.balancer,
       zone: this.#zone,
-      zoneAffinity: this.#options.zoneAffinity,
+      // Without a zone to prefer, the zone layer would only add a hop to every pick.
+      zoneAffinity: this.#zoneWanted ? this.#options.zoneAffinity : false,
       health: this.health,
     });
     view = new View(name, entries, alias, balancer);
@@ -362,10 +370,18 @@ export class Discovery {
 
   #entryChanged(entry: CacheEntry, previous: readonly Instance[]): void {
     for (const view of this.#viewsByName.get(entry.name) ?? []) this.#rebuild(view);
-    const before = new Set(previous.map(instanceKey));
-    const after = new Set(entry.instances.map(instanceKey));
-    const added = entry.instances.filter((i) => !before.has(instanceKey(i)));
-    const removed = previous.filter((i) => !after.has(instanceKey(i)));
+    let added: readonly Instance[];
+    let removed: readonly Instance[];
+    if (previous.length === 0 || entry.instances.length === 0) {
+      // A first answer, or an emptied name: nothing to compare.
+      added = entry.instances;
+      removed = previous;
+    } else {
+      const before = new Set(previous.map(instanceKey));
+      const after = new Set(entry.instances.map(instanceKey));
+      added = entry.instances.filter((i) => !before.has(instanceKey(i)));
+      removed = previous.filter((i) => !after.has(instanceKey(i)));
+    }
     for (const i of added) {
       const key = instanceKey(i);
       this.#live.set(key, (this.#live.get(key) ?? 0) + 1);

@@ -54,8 +54,44 @@ describe('ResolutionCache', () => {
     expect(entry.state).toBe('fresh');
   });
 
-  test('a name in use is refreshed ahead of expiry, in the background', async () => {
+  test('by default a name in use is refreshed as its TTL runs out, served until the answer comes', async () => {
+    const { clock, cache, changes } = setup();
+    const r = new Scripted();
+    let answer: ((resolution: Resolution) => void) | undefined;
+    const entry = await warm(cache, r);
+    r.answer = () => new Promise((resolve) => (answer = resolve));
+    entry.used = true;
+    await clock.advance(9999);
+    expect(r.calls).toBe(1);
+    await clock.advance(1);
+    expect(r.calls).toBe(2); // one query per TTL
+    expect(entry.instances).toHaveLength(1); // still served while the refresh is in flight
+    await clock.advance(500);
+    expect(entry.instances).toHaveLength(1);
+    answer!({ instances: [inst('10.0.0.9')], ttl: 10_000 });
+    await flush();
+    expect(entry.state).toBe('fresh');
+    expect(entry.instances.map((i) => i.address)).toEqual(['10.0.0.9']);
+    expect(changes).toHaveLength(2);
+  });
+
+  test('a refresh in flight at expiry that fails turns the entry stale', async () => {
     const { clock, cache } = setup();
+    const r = new Scripted();
+    let fail: ((error: Error) => void) | undefined;
+    const entry = await warm(cache, r);
+    r.answer = () => new Promise((_, reject) => (fail = reject));
+    entry.used = true;
+    await clock.advance(10_000);
+    expect(entry.state).toBe('fresh');
+    fail!(new ResolveError('timeout', { hostname: 'a.test' }));
+    await flush();
+    expect(entry.state).toBe('stale');
+    expect(entry.instances).toHaveLength(1);
+  });
+
+  test('with refreshAhead, a name in use is refreshed before expiry', async () => {
+    const { clock, cache } = setup({ refreshAhead: 0.8 });
     const r = new Scripted();
     const entry = await warm(cache, r);
     entry.used = true;
@@ -100,7 +136,7 @@ describe('ResolutionCache', () => {
   });
 
   test('while the registry fails, the last answer is served stale for staleTtl, then dropped', async () => {
-    const { clock, cache } = setup({ staleTtl: 30_000 });
+    const { clock, cache } = setup({ staleTtl: 30_000, refreshAhead: 0.8 });
     const r = new Scripted();
     const entry = await warm(cache, r);
     r.answer = async () => {
@@ -177,7 +213,7 @@ describe('ResolutionCache', () => {
   });
 
   test('a name that stops existing is dropped at once (the registry is authoritative)', async () => {
-    const { clock, cache } = setup();
+    const { clock, cache } = setup({ refreshAhead: 0.8 });
     const r = new Scripted();
     const entry = await warm(cache, r);
     r.answer = async () => {
@@ -190,7 +226,7 @@ describe('ResolutionCache', () => {
   });
 
   test('the previous resolution is handed back to the resolver', async () => {
-    const { clock, cache } = setup();
+    const { clock, cache } = setup({ refreshAhead: 0.8 });
     const r = new Scripted();
     r.answer = async () => ({ instances: [inst('10.0.0.1')], ttl: 10_000, state: { revision: 7 } });
     const entry = await warm(cache, r);
@@ -201,7 +237,7 @@ describe('ResolutionCache', () => {
   });
 
   test('an unchanged answer in another order is not a change', async () => {
-    const { clock, cache, changes } = setup();
+    const { clock, cache, changes } = setup({ refreshAhead: 0.8 });
     const r = new Scripted();
     let flip = false;
     r.answer = async () => {
@@ -260,7 +296,7 @@ describe('ResolutionCache', () => {
     [{ staleTtl: -1 }],
     [{ negativeTtl: Number.NaN }],
     [{ maxNames: 0 }],
-    [{ refreshAhead: 1 }],
+    [{ refreshAhead: 1.5 }],
     [{ refreshAhead: 0.1 }],
     [{ ttl: 5 }],
     ['fast'],

@@ -79,18 +79,18 @@ describe('Discovery over bind9', () => {
   });
 
   test('a record added or removed shows once the TTL has run out, not before', async () => {
-    // TTL 3 s; a name in use is refreshed ahead, at 80% of it (2.4 s after each answer).
+    // TTL 3 s; a name in use is refreshed as its TTL runs out.
     const d = discovery();
     expect(addresses(await d.resolve('live.test.local'))).toEqual(['127.0.0.2']);
     await bind.update(['update add live.test.local 3 A 127.0.0.5']);
-    await sleep(1000);
+    await sleep(1500);
     expect(addresses(await d.resolve('live.test.local'))).toEqual(['127.0.0.2']);
-    await sleep(2500); // t = 3.5 s: refreshed at 2.4 s
+    await sleep(2000); // t = 3.5 s: refreshed at 3 s
     expect(addresses(await d.resolve('live.test.local'))).toEqual(['127.0.0.2', '127.0.0.5']);
     await bind.update(['update delete live.test.local A 127.0.0.2']);
-    await sleep(800); // t = 4.3 s: the answer from 2.4 s is good until 5.4 s, refreshed at 4.8 s
+    await sleep(1500); // t = 5 s: the answer from 3 s is good until 6 s
     expect(addresses(await d.resolve('live.test.local'))).toEqual(['127.0.0.2', '127.0.0.5']);
-    await sleep(2000);
+    await sleep(1800); // t = 6.8 s
     expect(addresses(await d.resolve('live.test.local'))).toEqual(['127.0.0.5']);
   });
 

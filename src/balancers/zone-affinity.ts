@@ -37,6 +37,9 @@ interface ZoneGroup {
   usable: Instance[];
 }
 
+/** Shared by every balancer that has not spilled yet. */
+const NO_SUMS = new Float64Array(0);
+
 export class ZoneAffinityBalancer implements Balancer {
   readonly #zone: { readonly current: string | undefined };
   readonly #minLocal: number;
@@ -50,7 +53,7 @@ export class ZoneAffinityBalancer implements Balancer {
   #target: Balancer | undefined;
   #spill: Balancer[] = [];
   /** Cumulative shares of `#spill`, the last one 1. */
-  #spillSums = new Float64Array(0);
+  #spillSums = NO_SUMS;
   #closed = false;
 
   constructor(options: ZoneAffinityOptions) {
