@@ -90,7 +90,7 @@ export class CacheEntry {
   error: SignpostError | undefined;
   /** Set by whoever serves this entry; read and cleared when a refresh is due. */
   used = false;
-  /** The last successful resolution, handed back to the resolver (revision gating). */
+  /** The last successful resolution, when its resolver keeps state (revision gating). */
   resolution: Resolution | undefined;
   inflight: Promise<void> | undefined;
   timer: ClockTimer | undefined;
@@ -215,11 +215,9 @@ export class ResolutionCache {
     entry.staleRetryMs = STALE_RETRY_MIN_MS;
     this.#clearTimers(entry);
     this.#serve(entry, resolution.instances);
-    // Kept for the resolver's next call (revision gating), sharing the served array.
+    // Handed back on the next call for revision gating: only resolvers that keep state use it.
     entry.resolution =
-      resolution.state === undefined
-        ? { instances: entry.instances, ttl: resolution.ttl }
-        : { instances: entry.instances, ttl: resolution.ttl, state: resolution.state };
+      resolution.state === undefined ? undefined : { instances: entry.instances, ttl: resolution.ttl, state: resolution.state };
     const { minTtl, maxTtl, refreshAhead } = this.settings;
     const ttl = Math.min(Math.max(Number.isFinite(resolution.ttl) ? resolution.ttl : maxTtl, minTtl), maxTtl);
     entry.timer = this.#clock.setTimeout(() => this.#refreshDue(entry, ttl), Math.floor(ttl * refreshAhead));

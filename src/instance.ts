@@ -1,5 +1,8 @@
 import type { Instance } from './types.ts';
 
+/** The attributes of instances the registry says nothing more about: one frozen object for all. */
+export const NO_ATTRIBUTES: Readonly<Record<string, string>> = Object.freeze({});
+
 /**
  * The key that identifies an instance's endpoint across services and refreshes: `address:port`
  * (`[v6]:port`), or the bare address when the registry gave no port. Pools and health state

@@ -44,7 +44,7 @@ export interface Resolution {
 export interface ResolveContext {
   /** Aborted when the caller no longer needs the answer (close(), timeout). */
   readonly signal: AbortSignal;
-  /** The last successful resolution of this name, if any: for revision gating. */
+  /** The last successful resolution of this name, if it carried `state`: for revision gating. */
   readonly previous?: Resolution | undefined;
 }
 

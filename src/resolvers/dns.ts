@@ -4,6 +4,7 @@
  */
 import { DnsClient, type AddressRecord } from '../dns/client.ts';
 import { InvalidArgumentError, NotFoundError, ResolveError, SignpostError } from '../errors.ts';
+import { NO_ATTRIBUTES } from '../instance.ts';
 import type { AddressFamily } from '../options.ts';
 import type { Instance, Resolution, ResolveContext, Resolver } from '../types.ts';
 import { checkOneOf, checkPort } from '../validate.ts';
@@ -74,7 +75,7 @@ export class DnsResolver implements Resolver {
         ...(this.#port === undefined ? {} : { port: this.#port }),
         weight: 1,
         priority: 0,
-        attributes: {},
+        attributes: NO_ATTRIBUTES,
       });
     }
     return { instances, ttl };

@@ -4,7 +4,7 @@
  */
 import { isIP } from 'node:net';
 import { InvalidArgumentError } from '../errors.ts';
-import { instanceKey } from '../instance.ts';
+import { instanceKey, NO_ATTRIBUTES } from '../instance.ts';
 import type { StaticInstance } from '../options.ts';
 import type { Instance, Resolution, Resolver } from '../types.ts';
 import {
@@ -27,7 +27,7 @@ export function toInstance(config: StaticInstance): Instance {
     address: config.address,
     weight: config.weight ?? 1,
     priority: config.priority ?? 0,
-    attributes: { ...config.attributes },
+    attributes: config.attributes === undefined ? NO_ATTRIBUTES : Object.freeze({ ...config.attributes }),
   };
   if (config.port !== undefined) instance.port = config.port;
   if (config.zone !== undefined) instance.zone = config.zone;

@@ -31,6 +31,8 @@ export interface Bind9Options {
   negativeTtl?: number;
   /** The loopback address to listen on. @default '127.0.0.1' */
   address?: string;
+  /** Log every query (for `queries()`); off for long runs that don't count. @default true */
+  querylog?: boolean;
 }
 
 const NAMED = process.env.SIGNPOST_NAMED ?? '/usr/sbin/named';
@@ -155,7 +157,7 @@ export class Bind9 {
           '  dnssec-validation no;',
           '  notify no;',
           '  minimal-responses no;',
-          '  querylog yes;',
+          `  querylog ${options.querylog === false ? 'no' : 'yes'};`,
           '};',
           ...zoneStanzas,
           '',
