@@ -10,6 +10,7 @@
  * names is bounded by lru-cache.
  */
 import { channel } from 'node:diagnostics_channel';
+import { setMaxListeners } from 'node:events';
 import { LRUCache } from 'lru-cache';
 import type { Clock, ClockTimer } from './clock.ts';
 import { NoInstancesError, NotFoundError, ResolveError, SignpostError } from './errors.ts';
@@ -130,6 +131,8 @@ export class ResolutionCache {
     this.settings = settings;
     this.#clock = clock;
     this.#hooks = hooks;
+    // Shared by every query in flight, each of which may listen on it until it settles.
+    setMaxListeners(0, this.#abort.signal);
     this.#entries = new LRUCache<string, CacheEntry>({
       max: settings.maxNames,
       dispose: (entry) => this.#dispose(entry),
@@ -168,7 +171,7 @@ export class ResolutionCache {
     if (entry.inflight) return entry.inflight;
     if (entry.evicted) return Promise.resolve();
     this.queries++;
-    const started = this.#clock.now();
+    const started = resolveChannel.hasSubscribers ? this.#clock.now() : 0;
     let promise: Promise<Resolution>;
     try {
       promise = entry.resolver.resolve(entry.name, {

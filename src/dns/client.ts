@@ -5,6 +5,7 @@
  */
 import { channel } from 'node:diagnostics_channel';
 import { getServers, promises as dnsPromises } from 'node:dns';
+import { setMaxListeners } from 'node:events';
 import { isIP } from 'node:net';
 import type { RecordType } from 'dns-packet';
 import { ClosedError, NotFoundError, ResolveError } from '../errors.ts';
@@ -18,6 +19,8 @@ export const DEFAULT_DNS_TIMEOUT_MS = 2000;
 export const DEFAULT_DNS_TRIES = 2;
 /** The most tries per server: beyond this a dead server only delays the error. */
 export const MAX_DNS_TRIES = 10;
+/** Queries one client has in flight at most; more wait their turn. */
+export const MAX_QUERIES_IN_FLIGHT = 128;
 const DNS_PORT = 53;
 /** Headroom on top of timeout × tries × servers before c-ares is given up on. */
 const CARES_GUARD_SLACK_MS = 250;
@@ -89,9 +92,13 @@ export class DnsClient {
   readonly #tries: number;
   readonly #resolver: dnsPromises.Resolver;
   readonly #closing = new AbortController();
+  #inflight = 0;
+  readonly #waiting: Array<{ resolve: () => void }> = [];
 
   constructor(options: DnsOptions = {}) {
     validateDnsOptions(options);
+    // Every query in flight listens on it; the listeners go when the query settles.
+    setMaxListeners(0, this.#closing.signal);
     this.#timeout = options.timeout ?? DEFAULT_DNS_TIMEOUT_MS;
     this.#tries = options.tries ?? DEFAULT_DNS_TRIES;
     // The system list can be empty (no resolv.conf): that is a query-time failure, not bad options.
@@ -131,17 +138,22 @@ export class DnsClient {
    */
   async resolveAddresses(name: string, family: 4 | 6, signal?: AbortSignal): Promise<AddressRecord[]> {
     const type = family === 4 ? 'A' : 'AAAA';
-    const combined = this.#signal(signal);
     this.#checkUsable(name, type);
-    const query =
-      family === 4
-        ? this.#resolver.resolve4(name, { ttl: true })
-        : this.#resolver.resolve6(name, { ttl: true });
-    // If the race below is lost, the c-ares query still settles later: nobody may see that.
-    query.catch(() => {});
+    // Two signals raced side by side: AbortSignal.any would cost a dependent signal (and weak
+    // references held until GC) per query, on every cold name.
+    const closing = this.#closing.signal;
     const guardMs = this.#timeout * this.#tries * Math.max(1, this.#servers.length) + CARES_GUARD_SLACK_MS;
+    let acquired = false;
     try {
-      const records = await raceWithSignal(query, combined, guardMs);
+      await this.#acquire(signal);
+      acquired = true;
+      const query =
+        family === 4
+          ? this.#resolver.resolve4(name, { ttl: true })
+          : this.#resolver.resolve6(name, { ttl: true });
+      // If the race below is lost, the c-ares query still settles later: nobody may see that.
+      query.catch(() => {});
+      const records = await raceWithSignal(query, signal, closing, guardMs);
       return records.map((r) => ({ address: r.address, ttl: r.ttl * 1000 }));
     } catch (error) {
       const code = (error as { code?: unknown }).code;
@@ -149,9 +161,53 @@ export class DnsClient {
       // c-ares fails every query on a socket when one datagram does not parse, whatever its ID:
       // a junk packet would fail the lookup. Ask again over the wire client, which ignores
       // packets that do not match its question.
-      if (code === 'EBADRESP' && !combined.aborted) return this.#addressesOverWire(name, type, signal);
-      throw this.#toError(name, type, error, combined);
+      if (code === 'EBADRESP' && !closing.aborted && signal?.aborted !== true) {
+        this.#release();
+        acquired = false;
+        return this.#addressesOverWire(name, type, signal);
+      }
+      throw this.#toError(name, type, error, signal?.aborted === true ? signal : closing);
+    } finally {
+      if (acquired) this.#release();
     }
+  }
+
+  /**
+   * Waits for one of the {@link MAX_QUERIES_IN_FLIGHT} query slots. A burst of cold names (a
+   * service starting with many, or a cache emptied by an outage) would otherwise send thousands
+   * of datagrams at once, overflow the server's socket buffer and turn into timeouts.
+   */
+  #acquire(signal: AbortSignal | undefined): Promise<void> | void {
+    if (this.#inflight < MAX_QUERIES_IN_FLIGHT) {
+      this.#inflight++;
+      return;
+    }
+    return new Promise<void>((resolve, reject) => {
+      const closing = this.#closing.signal;
+      const waiter = {
+        resolve: () => {
+          signal?.removeEventListener('abort', onAbort);
+          closing.removeEventListener('abort', onAbort);
+          resolve();
+        },
+      };
+      const onAbort = (): void => {
+        const at = this.#waiting.indexOf(waiter);
+        if (at >= 0) this.#waiting.splice(at, 1);
+        signal?.removeEventListener('abort', onAbort);
+        closing.removeEventListener('abort', onAbort);
+        reject(signal?.aborted === true ? signal.reason : closing.reason);
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      closing.addEventListener('abort', onAbort, { once: true });
+      this.#waiting.push(waiter);
+    });
+  }
+
+  #release(): void {
+    const next = this.#waiting.shift();
+    if (next !== undefined) next.resolve();
+    else this.#inflight--;
   }
 
   async #addressesOverWire(name: string, type: 'A' | 'AAAA', signal: AbortSignal | undefined): Promise<AddressRecord[]> {
@@ -173,7 +229,10 @@ export class DnsClient {
   async query(name: string, type: RecordType, signal?: AbortSignal): Promise<WireResponse> {
     const combined = this.#signal(signal);
     this.#checkUsable(name, type);
+    let acquired = false;
     try {
+      await this.#acquire(combined);
+      acquired = true;
       return await wireQuery(this.#servers, { name, type }, {
         timeout: this.#timeout,
         tries: this.#tries,
@@ -186,6 +245,8 @@ export class DnsClient {
       });
     } catch (error) {
       throw this.#toError(name, type, error, combined);
+    } finally {
+      if (acquired) this.#release();
     }
   }
 
@@ -253,24 +314,31 @@ export class DnsClient {
   }
 }
 
-/** Settles as `promise` does, unless `signal` aborts or `guardMs` passes first. */
-function raceWithSignal<T>(promise: Promise<T>, signal: AbortSignal, guardMs: number): Promise<T> {
+/** Settles as `promise` does, unless either signal aborts or `guardMs` passes first. */
+function raceWithSignal<T>(
+  promise: Promise<T>,
+  signal: AbortSignal | undefined,
+  closing: AbortSignal,
+  guardMs: number,
+): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => finish(() => reject(signal.reason));
+    const onAbort = (): void => finish(() => reject(signal?.aborted === true ? signal.reason : closing.reason));
     const timer = setTimeout(
       () => finish(() => reject(Object.assign(new Error(`no answer within ${guardMs} ms`), { code: 'SIGNPOST_GUARD_TIMEOUT' }))),
       guardMs,
     );
     const finish = (settle: () => void): void => {
       clearTimeout(timer);
-      signal.removeEventListener('abort', onAbort);
+      signal?.removeEventListener('abort', onAbort);
+      closing.removeEventListener('abort', onAbort);
       settle();
     };
-    if (signal.aborted) {
+    if (signal?.aborted === true || closing.aborted) {
       onAbort();
       return;
     }
-    signal.addEventListener('abort', onAbort, { once: true });
+    signal?.addEventListener('abort', onAbort, { once: true });
+    closing.addEventListener('abort', onAbort, { once: true });
     promise.then(
       (value) => finish(() => resolve(value)),
       (error: unknown) => finish(() => reject(error)),
