@@ -30,17 +30,26 @@ import {
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '..');
 
-function parseArgs(argv: string[]): { quick: boolean; out: string } {
+function parseArgs(argv: string[]): { quick: boolean; out: string; only: 'throughput' | undefined; rounds: number | undefined } {
   let quick = false;
   let out = here;
+  let only: 'throughput' | undefined;
+  let rounds: number | undefined;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '--quick') quick = true;
     else if (arg === '--out') out = resolve(argv[++i] ?? '');
     else if (arg.startsWith('--out=')) out = resolve(arg.slice('--out='.length));
-    else throw new Error(`unknown argument ${arg}: use --quick and/or --out DIR`);
+    else if (arg === '--only' || arg.startsWith('--only=')) {
+      const part = arg === '--only' ? argv[++i] : arg.slice('--only='.length);
+      if (part !== 'throughput') throw new Error(`--only ${part}: only 'throughput' can run alone`);
+      only = part;
+    } else if (arg === '--rounds' || arg.startsWith('--rounds=')) {
+      rounds = Number(arg === '--rounds' ? argv[++i] : arg.slice('--rounds='.length));
+      if (!Number.isInteger(rounds) || rounds < 1) throw new Error('--rounds needs a positive integer');
+    } else throw new Error(`unknown argument ${arg}: use --quick, --out DIR, --only throughput and/or --rounds N`);
   }
-  return { quick, out };
+  return { quick, out, only, rounds };
 }
 
 function version(path: string): string {
@@ -115,8 +124,9 @@ function unwrap<T>(value: unknown): T {
 }
 
 async function main(): Promise<void> {
-  const { quick, out } = parseArgs(process.argv.slice(2));
-  const sizes = quick ? QUICK : FULL;
+  const { quick, out, only, rounds } = parseArgs(process.argv.slice(2));
+  const sizes = { ...(quick ? QUICK : FULL), ...(rounds === undefined ? {} : { rounds }) };
+  if (only === 'throughput') return throughputOnly(sizes);
   const started = Date.now();
   const coldNames = sizes.rounds * (sizes.coldSamples + 10);
   const heapMax = Math.max(...sizes.heapNames) + 1;
@@ -205,6 +215,38 @@ async function main(): Promise<void> {
   } finally {
     server.send({ type: 'close' });
     await cloudMap.close();
+    await bind9.close();
+  }
+}
+
+/**
+ * `--only throughput`: the request throughput part alone (bind9 and the HTTP instances, no Cloud
+ * Map, no other part), printed per round with each client's ratio to the undici Pool of that
+ * round. Writes no results.json.
+ */
+async function throughputOnly(sizes: typeof FULL): Promise<void> {
+  say(`throughput only: ${sizes.rounds} rounds, starting bind9`);
+  const bind9 = await Bind9.start({ zones: zones(sizes, 0, 1) });
+  const server = fork(join(here, 'server.ts'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  try {
+    const httpPort = await new Promise<number>((resolvePort, reject) => {
+      server.once('message', (message: { port: number }) => resolvePort(message.port));
+      server.once('exit', (code) => reject(new Error(`HTTP instances exited with ${code}`)));
+    });
+    const config = { sizes, dnsServer: bind9.server, cloudMapEndpoint: '', coldNames: 0, httpPort, part: 'throughput' as const };
+    const { results } = unwrap<{ results: Record<string, RoundStats[]> }>(await runChild(config));
+    const pool = results['undici-Pool'] ?? [];
+    const lines: string[] = [];
+    for (const [name, stats] of Object.entries(results)) {
+      const cells = stats.map((s, i) => {
+        const ratio = pool[i] === undefined ? '' : ` (${(s.opsPerSec / pool[i]!.opsPerSec).toFixed(3)}×)`;
+        return `${Math.round(s.opsPerSec)}${ratio}`;
+      });
+      lines.push(`${name.padEnd(30)} ${cells.join('  ')}`);
+    }
+    process.stdout.write(`req/s per round (× undici Pool in the same round)\n${lines.join('\n')}\n`);
+  } finally {
+    server.send({ type: 'close' });
     await bind9.close();
   }
 }
