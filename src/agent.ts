@@ -5,10 +5,9 @@
  */
 import { channel } from 'node:diagnostics_channel';
 import { Agent, Dispatcher, Pool } from 'undici';
-import { RequestRouter, type AgentStats, type Send } from './agent/routed-request.ts';
+import { RequestRouter, type AgentStats, type Endpoint, type Send } from './agent/routed-request.ts';
 import { Discovery, type InstancesChange } from './discovery.ts';
 import { ClosedError, InvalidArgumentError } from './errors.ts';
-import { instanceKey } from './instance.ts';
 import type { DiscoveryOptions } from './options.ts';
 import { retryPolicy, type RetryOptions } from './retry.ts';
 import { checkDuration, checkInteger, checkObject, invalid, isPlainObject } from './validate.ts';
@@ -153,6 +152,8 @@ interface PoolEntry {
   /** The key Discovery knows the instance by (without a port when the registry gave none). */
   readonly liveKey: string;
   readonly message: PoolCreateMessage;
+  /** Draining or closed: requests must find (or open) another pool. */
+  retired: boolean;
 }
 
 export class DiscoveryAgent extends Dispatcher {
@@ -203,22 +204,11 @@ export class DiscoveryAgent extends Dispatcher {
     this.#router = new RequestRouter(this.#discovery, policy);
     this.#passthrough = new Agent(this.#poolOptions as Agent.Options);
     this.#unsubscribe = this.#discovery.onChange((change) => this.#instancesChanged(change));
-    this.#send = (origin, key, instance, opts, handler) => {
-      // A retry after close() or destroy() must not open a new pool.
-      if (this.#closed) throw new ClosedError('The DiscoveryAgent was closed while the request was being retried');
-      const servername = (opts as { servername?: string }).servername;
-      const poolKey = servername === undefined ? origin : `${origin}#${servername}`;
-      let entry = this.#pools.get(poolKey);
-      if (entry !== undefined) {
-        entry.pool.dispatch(opts, handler);
-        return;
-      }
-      const liveKey = instanceKey(instance);
-      entry = this.#createPool(poolKey, origin, key, liveKey, servername);
-      entry.pool.dispatch(opts, handler);
-      // Picked just before the instance left every name: serve this request, then let the pool
-      // go (close waits for it), rather than keep a pool no name will use again.
-      if (!this.#discovery.hasInstance(liveKey)) this.#retire(liveKey);
+    this.#send = (endpoint, opts, handler) => {
+      // The endpoint keeps its pool: no key to build, no lookup, while the pool is open.
+      const entry = endpoint.slot as PoolEntry | undefined;
+      if (entry !== undefined && !entry.retired) entry.pool.dispatch(opts, handler);
+      else this.#sendToNewPool(endpoint, opts, handler);
     };
   }
 
@@ -266,6 +256,7 @@ export class DiscoveryAgent extends Dispatcher {
     this.#closed = true;
     this.#unsubscribe();
     const pools = [...this.#pools.values()];
+    for (const entry of pools) entry.retired = true;
     this.#pools.clear();
     this.#poolsByInstance.clear();
     // In-flight requests finish first: Pool.close waits for them.
@@ -281,6 +272,7 @@ export class DiscoveryAgent extends Dispatcher {
     this.#destroyed = true;
     this.#unsubscribe();
     const pools = [...this.#pools.values()];
+    for (const entry of pools) entry.retired = true;
     this.#pools.clear();
     this.#poolsByInstance.clear();
     await Promise.all([
@@ -296,7 +288,7 @@ export class DiscoveryAgent extends Dispatcher {
   #createPool(poolKey: string, origin: string, key: string, liveKey: string, servername: string | undefined): PoolEntry {
     const pool = new Pool(origin, this.#poolOptions);
     const message: PoolCreateMessage = { key, origin, servername };
-    const entry: PoolEntry = { pool, liveKey, message };
+    const entry: PoolEntry = { pool, liveKey, message, retired: false };
     this.#pools.set(poolKey, entry);
     let keys = this.#poolsByInstance.get(liveKey);
     if (keys === undefined) this.#poolsByInstance.set(liveKey, (keys = new Set()));
@@ -310,13 +302,29 @@ export class DiscoveryAgent extends Dispatcher {
     await entry.pool.close().catch(() => undefined);
   }
 
+  /** The first request to an endpoint (or one whose pool was retired): finds or opens its pool. */
+  #sendToNewPool(endpoint: Endpoint, opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): void {
+    // A retry after close() or destroy() must not open a new pool.
+    if (this.#closed) throw new ClosedError('The DiscoveryAgent was closed while the request was being retried');
+    const { origin, servername, liveKey } = endpoint;
+    const poolKey = servername === undefined ? origin : `${origin}#${servername}`;
+    let entry = this.#pools.get(poolKey);
+    if (entry !== undefined) {
+      if (endpoint.live) endpoint.slot = entry;
+      entry.pool.dispatch(opts, handler);
+      return;
+    }
+    entry = this.#createPool(poolKey, origin, endpoint.key, liveKey, servername);
+    if (endpoint.live) endpoint.slot = entry;
+    entry.pool.dispatch(opts, handler);
+    // Picked just before the instance left every name: serve this request, then let the pool
+    // go (close waits for it), rather than keep a pool no name will use again.
+    if (!this.#discovery.hasInstance(liveKey)) this.#retire(liveKey);
+  }
+
   /** An instance no name serves any more: its pools drain (in-flight requests finish), then close. */
   #instancesChanged(change: InstancesChange): void {
-    for (const instance of change.removed) {
-      const liveKey = instanceKey(instance);
-      if (this.#discovery.hasInstance(liveKey)) continue;
-      this.#retire(liveKey);
-    }
+    for (const liveKey of this.#router.instancesChanged(change)) this.#retire(liveKey);
   }
 
   #retire(liveKey: string): void {
@@ -326,6 +334,7 @@ export class DiscoveryAgent extends Dispatcher {
     for (const poolKey of keys) {
       const entry = this.#pools.get(poolKey);
       if (entry === undefined) continue;
+      entry.retired = true;
       this.#pools.delete(poolKey);
       void this.#closePool(entry, 'removed').then(() => this.#router.forget(entry.message.key));
     }

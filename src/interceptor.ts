@@ -6,7 +6,7 @@
  * pool per instance origin. Other requests go down the chain untouched.
  */
 import type { Dispatcher } from 'undici';
-import { RequestRouter, type AgentStats } from './agent/routed-request.ts';
+import { RequestRouter, type AgentStats, type Send } from './agent/routed-request.ts';
 import { Discovery } from './discovery.ts';
 import { InvalidArgumentError } from './errors.ts';
 import { retryPolicy, type RetryOptions } from './retry.ts';
@@ -33,8 +33,9 @@ export function discoveryInterceptor(options: DiscoveryInterceptorOptions): Disc
   checkKeys('', raw, ['discovery', 'retry']);
   if (!(options.discovery instanceof Discovery)) throw invalid('discovery', options.discovery, 'a Discovery');
   const router = new RequestRouter(options.discovery, retryPolicy(options.retry));
+  follow(options.discovery, router);
   const interceptor = (dispatch: Dispatcher.Dispatch): Dispatcher.Dispatch => {
-    const send = (_origin: string, _key: string, _instance: unknown, opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): void => {
+    const send: Send = (_endpoint, opts, handler) => {
       dispatch(opts, handler);
     };
     return function discoveryDispatch(opts, handler) {
@@ -44,4 +45,22 @@ export function discoveryInterceptor(options: DiscoveryInterceptorOptions): Disc
     };
   };
   return Object.assign(interceptor, { stats: () => router.stats() });
+}
+
+/** Unsubscribes the routers of interceptors that were garbage-collected. */
+const unsubscribeWhenCollected = new FinalizationRegistry<() => void>((unsubscribe) => unsubscribe());
+
+/**
+ * Tells the router when instances leave, so it drops what it cached for them (their health state
+ * is Discovery's no longer). The interceptor is never closed: Discovery holds the router weakly,
+ * and the subscription ends when the interceptor is collected.
+ */
+function follow(discovery: Discovery, router: RequestRouter): void {
+  const ref = new WeakRef(router);
+  const unsubscribe = discovery.onChange((change) => {
+    const live = ref.deref();
+    if (live === undefined) unsubscribe();
+    else live.instancesChanged(change);
+  });
+  unsubscribeWhenCollected.register(router, unsubscribe);
 }

@@ -11,7 +11,7 @@
 import { channel } from 'node:diagnostics_channel';
 import pRetry from 'p-retry';
 import type { Dispatcher } from 'undici';
-import type { Discovery } from '../discovery.ts';
+import type { Discovery, InstancesChange } from '../discovery.ts';
 import { ClosedError, RetriesExhaustedError, SignpostError, type Attempt as AttemptRecord } from '../errors.ts';
 import { instanceKey } from '../instance.ts';
 import {
@@ -100,8 +100,51 @@ class Counters {
   health: HealthState | undefined;
 }
 
+/**
+ * One instance as requests reach it: its key, origin, TLS servername, counters and health state,
+ * worked out once and shared by every request to it. Valid while Discovery serves the instance:
+ * when it leaves every name, the router marks it dead and builds a fresh one if it comes back.
+ */
+export class Endpoint {
+  /** `address:port` the requests go to. */
+  readonly key: string;
+  /** The key Discovery knows the instance by (no port when the registry gave none). */
+  readonly liveKey: string;
+  /** `http://10.0.1.5:8080`. */
+  readonly origin: string;
+  /** The logical name for https (certificates are checked against it); undefined for http. */
+  readonly servername: string | undefined;
+  readonly counters: Counters;
+  readonly health: HealthReporter | undefined;
+  readonly state: HealthState | undefined;
+  /** False once the instance left every name (or before it was ever served). */
+  live = false;
+  /** The dispatcher's own per-endpoint slot (the agent keeps the instance's pool here). */
+  slot: unknown = undefined;
+
+  constructor(key: string, liveKey: string, origin: string, servername: string | undefined, counters: Counters, health: HealthReporter | undefined, state: HealthState | undefined) {
+    this.key = key;
+    this.liveKey = liveKey;
+    this.origin = origin;
+    this.servername = servername;
+    this.counters = counters;
+    this.health = health;
+    this.state = state;
+  }
+}
+
+/** An instance object's endpoint for one target (an instance object is usually picked for one target only). */
+interface Route {
+  readonly target: Target;
+  readonly endpoint: Endpoint;
+  readonly next: Route | undefined;
+}
+
+/** Targets remembered per instance object before the oldest is dropped. */
+const MAX_ROUTES_PER_INSTANCE = 4;
+
 /** Sends one attempt: to the instance's pool (the agent) or down the chain (the interceptor). */
-export type Send = (origin: string, key: string, instance: Instance, opts: DispatchOptions, handler: Handler) => void;
+export type Send = (endpoint: Endpoint, opts: DispatchOptions, handler: Handler) => void;
 
 const MAX_CACHED_ORIGINS = 4096;
 
@@ -112,6 +155,16 @@ export class RequestRouter {
   readonly budget: RetryBudget | undefined;
   readonly #origins = new Map<string, Target | null>();
   readonly #counters = new Map<string, Counters>();
+  /**
+   * Instance object → its endpoint per target. Discovery keeps the same Instance objects while a
+   * set is unchanged, so this is one WeakMap lookup per request; an object that is no longer
+   * served is collected with its entry.
+   */
+  readonly #routes = new WeakMap<Instance, Route>();
+  /** `liveKey origin servername` → the live endpoint. */
+  readonly #endpoints = new Map<string, Endpoint>();
+  /** Discovery's instance key → its live endpoints (one per port and scheme it is reached on). */
+  readonly #endpointsByLiveKey = new Map<string, Endpoint[]>();
   requests = 0;
   retries = 0;
 
@@ -140,6 +193,72 @@ export class RequestRouter {
     return target;
   }
 
+  /** The endpoint a picked instance is reached at for a target: cached, built on first use. */
+  endpoint(instance: Instance, target: Target): Endpoint {
+    const head = this.#routes.get(instance);
+    for (let route = head; route !== undefined; route = route.next) {
+      if (route.target === target && route.endpoint.live) return route.endpoint;
+    }
+    return this.#route(instance, target, head);
+  }
+
+  #route(instance: Instance, target: Target, head: Route | undefined): Endpoint {
+    const port = instance.port ?? target.urlPort ?? target.defaultPort;
+    const key = instanceKey({ address: instance.address, port });
+    const liveKey = instance.port === undefined ? instanceKey(instance) : key;
+    const origin = `${target.protocol}//${key}`;
+    // Host header and TLS servername stay the logical name, so certificates are checked against
+    // it; only the origin names the instance.
+    const servername = target.protocol === 'https:' ? target.name : undefined;
+    const id = `${liveKey} ${origin} ${servername ?? ''}`;
+    let endpoint = this.#endpoints.get(id);
+    if (endpoint === undefined) {
+      const health = this.health;
+      const counters = this.counters(key);
+      let state: HealthState | undefined;
+      if (health !== undefined) counters.health = state = health.state(instance);
+      endpoint = new Endpoint(key, liveKey, origin, servername, counters, health, state);
+      // Picked just before it left every name: used for this request, never cached.
+      if (!this.discovery.hasInstance(liveKey)) return endpoint;
+      endpoint.live = true;
+      this.#endpoints.set(id, endpoint);
+      const list = this.#endpointsByLiveKey.get(liveKey);
+      if (list === undefined) this.#endpointsByLiveKey.set(liveKey, [endpoint]);
+      else list.push(endpoint);
+    }
+    // The new route first; dead ones and the oldest beyond the bound are dropped.
+    let kept: Route | undefined;
+    const others: Route[] = [];
+    for (let route = head; route !== undefined && others.length < MAX_ROUTES_PER_INSTANCE - 1; route = route.next) {
+      if (route.endpoint.live && route.target !== target) others.push(route);
+    }
+    for (let i = others.length - 1; i >= 0; i--) kept = { target: others[i]!.target, endpoint: others[i]!.endpoint, next: kept };
+    this.#routes.set(instance, { target, endpoint, next: kept });
+    return endpoint;
+  }
+
+  /**
+   * Instances left a name's set. Those no name serves any more lose their endpoints (a later
+   * return builds fresh ones, with the health state Discovery then holds); returns their keys.
+   */
+  instancesChanged(change: InstancesChange): string[] {
+    const gone: string[] = [];
+    for (const instance of change.removed) {
+      this.#routes.delete(instance);
+      const liveKey = instanceKey(instance);
+      if (this.discovery.hasInstance(liveKey)) continue;
+      gone.push(liveKey);
+      const list = this.#endpointsByLiveKey.get(liveKey);
+      if (list === undefined) continue;
+      this.#endpointsByLiveKey.delete(liveKey);
+      for (const endpoint of list) {
+        endpoint.live = false;
+        this.#endpoints.delete(`${liveKey} ${endpoint.origin} ${endpoint.servername ?? ''}`);
+      }
+    }
+    return gone;
+  }
+
   counters(key: string): Counters {
     let c = this.#counters.get(key);
     if (c === undefined) {
@@ -149,9 +268,12 @@ export class RequestRouter {
     return c;
   }
 
+  /** Drops the counters of an instance key nothing is in flight to and no live endpoint uses. */
   forget(key: string): void {
     const c = this.#counters.get(key);
-    if (c !== undefined && c.inflight === 0) this.#counters.delete(key);
+    if (c === undefined || c.inflight !== 0) return;
+    for (const endpoint of this.#endpoints.values()) if (endpoint.counters === c) return;
+    this.#counters.delete(key);
   }
 
   stats(): AgentStats {
@@ -183,10 +305,10 @@ class ControllerProxy implements Controller {
   #aborted = false;
   #reason: Error | null = null;
   #paused = false;
-  readonly #onAbort: (reason: Error) => void;
+  readonly #request: RoutedRequest;
 
-  constructor(onAbort: (reason: Error) => void) {
-    this.#onAbort = onAbort;
+  constructor(request: RoutedRequest) {
+    this.#request = request;
   }
 
   get aborted(): boolean {
@@ -209,7 +331,7 @@ class ControllerProxy implements Controller {
     if (this.#aborted) return;
     this.#aborted = true;
     this.#reason = reason;
-    this.#onAbort(reason);
+    this.#request.callerAbort(reason);
   }
   pause(): void {
     this.#paused = true;
@@ -221,245 +343,236 @@ class ControllerProxy implements Controller {
   }
 }
 
-/** One try of a request on one instance: an undici handler whose callbacks go to its request. */
+type Settle = { resolve: () => void; reject: (error: Error) => void };
+
+/**
+ * One try of a request on one instance: the undici handler of that try. While it is its
+ * request's current attempt, its callbacks go straight to the caller's handler; anything from an
+ * attempt that is no longer current (or after the request ended) is dropped.
+ */
 class Attempt implements Handler {
   readonly request: RoutedRequest;
-  readonly key: string;
-  /** The key Discovery knows the instance by (no port when the registry gave none). */
-  readonly liveKey: string;
-  readonly counters: Counters;
-  readonly #health: HealthReporter | undefined;
-  readonly #state: HealthState | undefined;
+  readonly endpoint: Endpoint;
   controller: Controller | null = null;
   /** undici began to write the request (onRequestStart): it may have reached the instance. */
   started = false;
   #status = 0;
   #reported = false;
   /** Settles the attempt for the retry loop: resolve on commit, reject on a failure before it. */
-  settle: { resolve: () => void; reject: (error: Error) => void } | undefined;
+  readonly settle: Settle | undefined;
 
-  constructor(request: RoutedRequest, key: string, instance: Instance, health: HealthReporter | undefined, counters: Counters) {
+  constructor(request: RoutedRequest, endpoint: Endpoint, settle: Settle | undefined) {
     this.request = request;
-    this.key = key;
-    this.liveKey = instance.port === undefined ? instanceKey(instance) : key;
-    this.counters = counters;
-    this.#health = health;
-    if (health !== undefined) {
-      const state = health.state(instance);
-      this.#state = state;
-      counters.health = state;
-      health.onStart(state);
-    }
+    this.endpoint = endpoint;
+    this.settle = settle;
+    const counters = endpoint.counters;
     counters.inflight++;
     counters.requests++;
+    if (endpoint.state !== undefined) endpoint.health!.onStart(endpoint.state);
   }
 
   /** Reports the outcome once: to outlier ejection and to the counters. */
   report(outcome: 'success' | 'cancel' | 'connect' | 'timeout' | 'reset' | '5xx'): void {
     if (this.#reported) return;
     this.#reported = true;
-    this.counters.inflight--;
-    if (outcome !== 'success' && outcome !== 'cancel') this.counters.failures++;
-    const state = this.#state;
+    const endpoint = this.endpoint;
+    endpoint.counters.inflight--;
+    if (outcome !== 'success' && outcome !== 'cancel') endpoint.counters.failures++;
+    const state = endpoint.state;
     if (state === undefined) return;
-    if (outcome === 'success') this.#health!.onSuccess(state);
+    if (outcome === 'success') endpoint.health!.onSuccess(state);
     // Neither a success nor the instance's fault (the caller gave up, or a bad request).
-    else if (outcome === 'cancel') this.#health!.onCancel?.(state);
-    else this.#health!.onFailure(state, outcome);
+    else if (outcome === 'cancel') endpoint.health!.onCancel?.(state);
+    else endpoint.health!.onFailure(state, outcome);
   }
 
   onRequestStart(controller: Controller): void {
     this.controller = controller;
     this.started = true;
-    this.request.attemptStarted(this, controller);
+    const request = this.request;
+    if (request.current !== this) {
+      // The caller aborted while this attempt was queued: stop it before it is written.
+      controller.abort(request.proxy.reason ?? new Error('signpost: request already settled'));
+      return;
+    }
+    request.proxy.target = controller;
+    if (request.proxy.paused) controller.pause();
   }
 
   onRequestUpgrade(controller: Controller, statusCode: number, headers: Record<string, string | string[] | undefined>, socket: import('node:stream').Duplex): void {
     this.#status = statusCode;
     this.report('success');
-    this.request.upgraded(this, controller, statusCode, headers, socket);
+    const request = this.request;
+    if (request.current !== this) return;
+    request.commit(this, controller);
+    request.end();
+    request.handler.onRequestUpgrade?.(request.proxy, statusCode, headers, socket);
   }
 
   onResponseStarted(): void {
-    this.request.responseStarted(this);
+    const request = this.request;
+    if (request.current === this) request.handler.onResponseStarted?.();
   }
 
   onResponseStart(controller: Controller, statusCode: number, headers: Record<string, string | string[] | undefined>, statusMessage?: string): void {
-    if (statusCode >= 200) this.#status = statusCode;
-    this.request.responseStart(this, controller, statusCode, headers, statusMessage);
+    const request = this.request;
+    if (statusCode >= 200) {
+      this.#status = statusCode;
+      if (request.current !== this) return;
+      request.commit(this, controller);
+    } else if (request.current !== this) return;
+    request.handler.onResponseStart?.(request.proxy, statusCode, headers, statusMessage);
   }
 
-  onResponseData(controller: Controller, chunk: Buffer): void {
-    this.request.responseData(this, controller, chunk);
+  onResponseData(_controller: Controller, chunk: Buffer): void {
+    const request = this.request;
+    if (request.current === this) request.handler.onResponseData?.(request.proxy, chunk);
   }
 
-  onResponseEnd(controller: Controller, trailers: Record<string, string | string[] | undefined>): void {
+  onResponseEnd(_controller: Controller, trailers: Record<string, string | string[] | undefined>): void {
     this.report(this.#status >= 500 ? '5xx' : 'success');
-    this.request.responseEnd(this, controller, trailers);
+    const request = this.request;
+    if (request.current !== this) return;
+    request.end();
+    request.handler.onResponseEnd?.(request.proxy, trailers);
   }
 
-  onResponseError(controller: Controller | null, error: Error): void {
-    if (this.request.callerAborted) this.report('cancel');
+  onResponseError(_controller: Controller | null, error: Error): void {
+    const request = this.request;
+    if (request.proxy.aborted) this.report('cancel');
     else if (this.#status >= 500) this.report('5xx');
     else this.report(classifyFailure(error).kind ?? 'cancel');
-    this.request.attemptError(this, controller, error);
+    request.attemptError(this, error);
   }
 
   onBodySent(chunk: Buffer): void {
-    this.request.bodySent(this, chunk);
+    const request = this.request;
+    if (request.current === this) request.handler.onBodySent?.(chunk);
   }
 
   onRequestSent(): void {
-    this.request.requestSent(this);
+    const request = this.request;
+    if (request.current === this) request.handler.onRequestSent?.();
   }
 }
 
 class RoutedRequest {
+  readonly handler: Handler;
+  readonly proxy: ControllerProxy;
+  /** The attempt whose callbacks reach the caller; undefined once the request ended. */
+  current: Attempt | undefined;
+  /** The response headers of the current attempt went to the caller: never retried from here. */
+  committed = false;
+  done = false;
   readonly #router: RequestRouter;
   readonly #opts: DispatchOptions;
   readonly #body: DispatchOptions['body'];
   readonly #headers: DispatchOptions['headers'];
-  readonly #handler: Handler;
   readonly #target: Target;
   readonly #send: Send;
-  readonly #proxy: ControllerProxy;
-  readonly #method: string;
-  readonly #attempts: AttemptRecord[] = [];
+  #attempts: AttemptRecord[] | undefined;
   #tried: Set<string> | undefined;
-  #current: Attempt | undefined;
-  #committed = false;
-  #done = false;
   #iterated = false;
   #stopReason = '';
   #retryAbort: AbortController | undefined;
 
   constructor(router: RequestRouter, opts: DispatchOptions, handler: Handler, target: Target, send: Send) {
     this.#router = router;
-    this.#handler = handler;
+    this.handler = handler;
     this.#target = target;
     this.#send = send;
-    this.#method = (opts.method ?? 'GET').toUpperCase();
     let body = opts.body;
-    if (router.policy.retries > 0 && needsTracking(body)) {
+    if (body != null && router.policy.retries > 0 && needsTracking(body)) {
       body = trackIterable(body, () => {
         this.#iterated = true;
       }) as DispatchOptions['body'];
     }
     this.#opts = opts;
     this.#body = body;
-    this.#headers = withHostHeader(opts.headers, target.hostHeader);
-    this.#proxy = new ControllerProxy((reason) => this.#callerAbort(reason));
+    // Without headers of its own (the common case), every request to the origin shares one
+    // frozen `{ host }`.
+    this.#headers = opts.headers == null ? target.hostHeaders : withHostHeader(opts.headers, target.hostHeader);
+    this.proxy = new ControllerProxy(this);
   }
 
-  get callerAborted(): boolean {
-    return this.#proxy.aborted;
+  get #method(): string {
+    return (this.#opts.method ?? 'GET').toUpperCase();
   }
 
   start(): void {
-    this.#router.requests++;
-    this.#router.budget?.request();
+    const router = this.#router;
+    router.requests++;
+    router.budget?.request();
     try {
-      this.#handler.onRequestStart?.(this.#proxy, null);
+      this.handler.onRequestStart?.(this.proxy, null);
     } catch (error) {
       this.#finish(error as Error);
       return;
     }
-    if (this.#done) return;
-    const instance = this.#router.discovery.pickSync(this.#target.name);
+    if (this.done) return;
+    const instance = router.discovery.pickSync(this.#target.name);
     if (instance !== undefined) {
-      this.#attempt(instance);
+      this.#attempt(instance, undefined);
       return;
     }
     // A cold name: wait for its first resolution, shared with every concurrent caller.
-    this.#router.discovery.pick(this.#target.name).then(
+    router.discovery.pick(this.#target.name).then(
       (picked) => {
-        if (!this.#done) this.#attempt(picked);
+        if (!this.done) this.#attempt(picked, undefined);
       },
       (error: unknown) => this.#finish(error as Error),
     );
   }
 
-  #attempt(instance: Instance, settle?: Attempt['settle']): void {
-    const target = this.#target;
-    const port = instance.port ?? target.urlPort ?? target.defaultPort;
-    const key = instanceKey({ address: instance.address, port });
-    const attempt = new Attempt(this, key, instance, this.#router.health, this.#router.counters(key));
-    attempt.settle = settle;
-    this.#current = attempt;
+  #attempt(instance: Instance, settle: Settle | undefined): void {
+    const endpoint = this.#router.endpoint(instance, this.#target);
+    const attempt = new Attempt(this, endpoint, settle);
+    this.current = attempt;
     if (pickChannel.hasSubscribers) {
-      pickChannel.publish({ name: target.name, key, instance, attempt: this.#attempts.length + 1 } satisfies PickMessage);
+      pickChannel.publish({
+        name: this.#target.name,
+        key: endpoint.key,
+        instance,
+        attempt: (this.#attempts?.length ?? 0) + 1,
+      } satisfies PickMessage);
     }
-    const origin = `${target.protocol}//${key}`;
     try {
       // Host header and TLS servername stay the logical name, so certificates are checked
       // against it; only the origin names the instance.
-      const opts = { ...this.#opts, origin, body: this.#body, headers: this.#headers } as DispatchOptions;
-      if (target.protocol === 'https:') (opts as { servername?: string }).servername = target.name;
-      this.#send(origin, key, instance, opts, attempt);
+      const opts =
+        endpoint.servername === undefined
+          ? { ...this.#opts, origin: endpoint.origin, body: this.#body, headers: this.#headers }
+          : { ...this.#opts, origin: endpoint.origin, body: this.#body, headers: this.#headers, servername: endpoint.servername };
+      this.#send(endpoint, opts as DispatchOptions, attempt);
     } catch (error) {
       attempt.onResponseError(null, error as Error);
     }
   }
 
-  // ---- callbacks from attempts; anything from an attempt that is no longer current is dropped
-
-  attemptStarted(attempt: Attempt, controller: Controller): void {
-    if (this.#done || attempt !== this.#current) {
-      // The caller aborted while this attempt was queued: stop it before it is written.
-      controller.abort(this.#proxy.reason ?? new Error('signpost: request already settled'));
-      return;
-    }
-    this.#proxy.target = controller;
-    if (this.#proxy.paused) controller.pause();
+  /** The request ended (or failed) for the caller: nothing more reaches its handler. */
+  end(): void {
+    this.done = true;
+    this.current = undefined;
   }
 
-  upgraded(attempt: Attempt, controller: Controller, statusCode: number, headers: Record<string, string | string[] | undefined>, socket: import('node:stream').Duplex): void {
-    if (this.#done || attempt !== this.#current) return;
-    this.#commit(attempt, controller);
-    this.#done = true;
-    this.#handler.onRequestUpgrade?.(this.#proxy, statusCode, headers, socket);
+  commit(attempt: Attempt, controller: Controller): void {
+    this.committed = true;
+    this.proxy.target = controller;
+    attempt.settle?.resolve();
   }
 
-  responseStarted(attempt: Attempt): void {
-    if (!this.#done && attempt === this.#current) this.#handler.onResponseStarted?.();
-  }
-
-  responseStart(attempt: Attempt, controller: Controller, statusCode: number, headers: Record<string, string | string[] | undefined>, statusMessage?: string): void {
-    if (this.#done || attempt !== this.#current) return;
-    if (statusCode >= 200) this.#commit(attempt, controller);
-    this.#handler.onResponseStart?.(this.#proxy, statusCode, headers, statusMessage);
-  }
-
-  responseData(attempt: Attempt, _controller: Controller, chunk: Buffer): void {
-    if (this.#done || attempt !== this.#current) return;
-    this.#handler.onResponseData?.(this.#proxy, chunk);
-  }
-
-  responseEnd(attempt: Attempt, _controller: Controller, trailers: Record<string, string | string[] | undefined>): void {
-    if (this.#done || attempt !== this.#current) return;
-    this.#done = true;
-    this.#handler.onResponseEnd?.(this.#proxy, trailers);
-  }
-
-  bodySent(attempt: Attempt, chunk: Buffer): void {
-    if (!this.#done && attempt === this.#current) this.#handler.onBodySent?.(chunk);
-  }
-
-  requestSent(attempt: Attempt): void {
-    if (!this.#done && attempt === this.#current) this.#handler.onRequestSent?.();
-  }
-
-  attemptError(attempt: Attempt, _controller: Controller | null, error: Error): void {
-    if (this.#done || attempt !== this.#current) return;
-    if (this.#committed || this.#proxy.aborted) {
+  /** A failure of an attempt: the caller's error once committed, else a retry or the final error. */
+  attemptError(attempt: Attempt, error: Error): void {
+    if (this.current !== attempt) return;
+    if (this.committed || this.proxy.aborted) {
       // After the response headers went to the caller, the caller sees undici's own error (a
       // body cut short, a body timeout, its own abort): there is nothing left to retry.
-      this.#done = true;
-      this.#handler.onResponseError?.(this.#proxy, this.#proxy.aborted ? (this.#proxy.reason ?? error) : error);
+      this.end();
+      this.handler.onResponseError?.(this.proxy, this.proxy.aborted ? (this.proxy.reason ?? error) : error);
       return;
     }
-    this.#attempts.push({ instance: attempt.key, error });
-    (this.#tried ??= new Set()).add(attempt.liveKey);
+    (this.#attempts ??= []).push({ instance: attempt.endpoint.key, error });
+    (this.#tried ??= new Set()).add(attempt.endpoint.liveKey);
     if (attempt.settle !== undefined) {
       attempt.settle.reject(error);
       return;
@@ -468,31 +581,26 @@ class RoutedRequest {
     else this.#finish(error);
   }
 
-  #commit(attempt: Attempt, controller: Controller): void {
-    this.#committed = true;
-    this.#proxy.target = controller;
-    attempt.settle?.resolve();
-  }
-
-  #callerAbort(reason: Error): void {
-    const target = this.#proxy.target;
-    if (this.#committed) {
+  callerAbort(reason: Error): void {
+    const target = this.proxy.target;
+    if (this.committed) {
       target?.abort(reason);
       return;
     }
-    if (this.#done) return;
-    this.#done = true;
+    if (this.done) return;
+    const current = this.current;
+    this.end();
     this.#retryAbort?.abort(reason);
-    this.#current?.settle?.reject(reason);
-    this.#handler.onResponseError?.(this.#proxy, reason);
+    current?.settle?.reject(reason);
+    this.handler.onResponseError?.(this.proxy, reason);
     // An attempt that already started is stopped; one still queued is stopped when it starts.
-    if (this.#current?.started === true) this.#current.controller?.abort(reason);
+    if (current?.started === true) current.controller?.abort(reason);
   }
 
   /** Whether the failed attempt may be followed by another; also spends the budget. */
   #mayRetry(attempt: Attempt, error: Error): boolean {
     const policy = this.#router.policy;
-    if (this.#attempts.length > policy.retries) {
+    if (this.#attempts!.length > policy.retries) {
       this.#stopReason = `no retries left (retry.retries is ${policy.retries})`;
       return false;
     }
@@ -521,9 +629,9 @@ class RoutedRequest {
       retryChannel.publish({
         name: this.#target.name,
         method: this.#method,
-        key: attempt.key,
+        key: attempt.endpoint.key,
         error,
-        attempt: this.#attempts.length + 1,
+        attempt: this.#attempts!.length + 1,
       } satisfies RetryMessage);
     }
     return true;
@@ -537,7 +645,7 @@ class RoutedRequest {
     const policy = this.#router.policy;
     this.#retryAbort = new AbortController();
     pRetry(() => this.#retryAttempt(), {
-      retries: policy.retries - this.#attempts.length,
+      retries: policy.retries - this.#attempts!.length,
       minTimeout: policy.minDelay,
       maxTimeout: policy.maxDelay,
       factor: 2,
@@ -545,17 +653,17 @@ class RoutedRequest {
       unref: true,
       signal: this.#retryAbort.signal,
       shouldRetry: ({ error }) => {
-        if (this.#done) return false;
+        if (this.done) return false;
         if (error instanceof SignpostError) {
           this.#stopReason ||= `${error.code}: ${error.message}`;
           return false;
         }
-        return this.#mayRetry(this.#current!, error);
+        return this.#mayRetry(this.current!, error);
       },
     }).then(
       () => undefined,
       (error: unknown) => {
-        if (!this.#done) this.#finish(error as Error);
+        if (!this.done) this.#finish(error as Error);
       },
     );
   }
@@ -570,11 +678,11 @@ class RoutedRequest {
       try {
         instance = await discovery.pick(name);
       } catch (error) {
-        this.#attempts.push({ instance: undefined, error: error as Error });
+        (this.#attempts ??= []).push({ instance: undefined, error: error as Error });
         this.#stopReason = 'no instance was left to try';
         throw error;
       }
-      if (this.#done) return;
+      if (this.done) return;
     }
     const picked = instance;
     await new Promise<void>((resolve, reject) => this.#attempt(picked, { resolve, reject }));
@@ -582,13 +690,13 @@ class RoutedRequest {
 
   /** Ends the request with an error: a discovery error as is, transport failures wrapped. */
   #finish(error: Error): void {
-    if (this.#done) return;
-    this.#done = true;
-    if (this.#proxy.aborted) {
-      this.#handler.onResponseError?.(this.#proxy, this.#proxy.reason ?? error);
+    if (this.done) return;
+    this.end();
+    if (this.proxy.aborted) {
+      this.handler.onResponseError?.(this.proxy, this.proxy.reason ?? error);
       return;
     }
-    const attempts = this.#attempts;
+    const attempts = this.#attempts ?? [];
     let delivered: Error;
     if (error instanceof ClosedError) {
       delivered = error;
@@ -614,6 +722,6 @@ class RoutedRequest {
         { hostname: this.#target.name, cause: attempts.at(-1)?.error ?? error },
       );
     }
-    this.#handler.onResponseError?.(this.#proxy, delivered);
+    this.handler.onResponseError?.(this.proxy, delivered);
   }
 }

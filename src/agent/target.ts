@@ -14,6 +14,8 @@ export interface Target {
   readonly defaultPort: number;
   /** The Host header sent to every instance: the logical name, with the URL's port if it had one. */
   readonly hostHeader: string;
+  /** `{ host: hostHeader }`, frozen: the headers of every request that brings none of its own. */
+  readonly hostHeaders: Readonly<Record<string, string>>;
 }
 
 /** Parses an origin; undefined when it is not an http(s) URL with a host name. */
@@ -30,12 +32,14 @@ export function parseTarget(origin: string | URL): Target | undefined {
   if (hostname === '' || hostname.startsWith('[')) return undefined;
   const name = hostname.endsWith('.') ? hostname.slice(0, -1) : hostname;
   const urlPort = url.port === '' ? undefined : Number(url.port);
+  const hostHeader = urlPort === undefined ? name : `${name}:${urlPort}`;
   return {
     name,
     protocol,
     urlPort,
     defaultPort: protocol === 'https:' ? 443 : 80,
-    hostHeader: urlPort === undefined ? name : `${name}:${urlPort}`,
+    hostHeader,
+    hostHeaders: Object.freeze({ host: hostHeader }),
   };
 }
 
@@ -48,10 +52,25 @@ function isHost(key: unknown): boolean {
 /**
  * The request's headers with `host` set to the logical name, unless the caller set one. Accepts
  * every form undici does: a record, a flat array, an array of pairs, or an iterable of pairs.
+ * Headers that already name a host are returned as they are (never modified); the caller's
+ * headers are never modified either.
  */
 export function withHostHeader(headers: Headers, host: string): Headers {
   if (headers == null) return { host };
   if (Array.isArray(headers)) {
+    const list = headers as unknown[];
+    let flatOnly = true;
+    for (let i = 0; i < list.length; i++) {
+      if (Array.isArray(list[i])) {
+        flatOnly = false;
+        break;
+      }
+    }
+    if (flatOnly) {
+      // The common array form (`['accept', 'x', …]`): one copy, only when host is missing.
+      for (let i = 0; i < list.length; i += 2) if (isHost(list[i])) return headers;
+      return ['host', host, ...list] as Headers;
+    }
     const flat: unknown[] = [];
     for (const item of headers as unknown[]) {
       if (Array.isArray(item)) flat.push(item[0], item[1]);
