@@ -201,7 +201,7 @@ export class DiscoveryAgent extends Dispatcher {
       this.#discovery = new Discovery(discoveryOptions as DiscoveryOptions);
       this.#ownsDiscovery = true;
     }
-    this.#router = new RequestRouter(this.#discovery, policy);
+    this.#router = new RequestRouter(this.#discovery, policy, true);
     this.#passthrough = new Agent(this.#poolOptions as Agent.Options);
     this.#unsubscribe = this.#discovery.onChange((change) => this.#instancesChanged(change));
     this.#send = (endpoint, opts, handler) => {

@@ -165,13 +165,20 @@ export class RequestRouter {
   readonly #endpoints = new Map<string, Endpoint>();
   /** Discovery's instance key → its live endpoints (one per port and scheme it is reached on). */
   readonly #endpointsByLiveKey = new Map<string, Endpoint[]>();
+  /**
+   * Attempts go straight to undici Pools (the agent), not down an interceptor chain whose other
+   * interceptors may expect the headers as the caller gave them: the request may then carry the
+   * forms undici's Request reads fastest.
+   */
+  readonly toPools: boolean;
   requests = 0;
   retries = 0;
 
-  constructor(discovery: Discovery, policy: RetryPolicy) {
+  constructor(discovery: Discovery, policy: RetryPolicy, toPools = false) {
     this.discovery = discovery;
     this.policy = policy;
     this.budget = policy.budget === false ? undefined : new RetryBudget(policy.budget);
+    this.toPools = toPools;
   }
 
   get health(): HealthReporter | undefined {
@@ -468,6 +475,8 @@ class RoutedRequest {
   readonly #opts: DispatchOptions;
   readonly #body: DispatchOptions['body'];
   readonly #headers: DispatchOptions['headers'];
+  /** The TLS servername of every attempt (https), or undefined to leave the caller's. */
+  readonly #servername: string | undefined;
   readonly #target: Target;
   readonly #send: Send;
   #attempts: AttemptRecord[] | undefined;
@@ -489,9 +498,19 @@ class RoutedRequest {
     }
     this.#opts = opts;
     this.#body = body;
-    // Without headers of its own (the common case), every request to the origin shares one
-    // frozen `{ host }`.
-    this.#headers = opts.headers == null ? target.hostHeaders : withHostHeader(opts.headers, target.hostHeader);
+    if (opts.headers == null) {
+      // Without headers of its own (the common case), every request to the origin shares one
+      // frozen `{ host }` (or `['host', …]` for a Pool).
+      this.#headers = (router.toPools ? target.hostHeaderList : target.hostHeaders) as DispatchOptions['headers'];
+      // Host header and TLS servername stay the logical name, so certificates are checked
+      // against it. Over http, a Pool would work the same servername out of the Host header on
+      // every request (an IP-address test included): given, it is not.
+      this.#servername =
+        target.protocol === 'https:' || (router.toPools && (opts as { servername?: string }).servername == null) ? target.name : undefined;
+    } else {
+      this.#headers = withHostHeader(opts.headers, target.hostHeader);
+      this.#servername = target.protocol === 'https:' ? target.name : undefined;
+    }
     this.proxy = new ControllerProxy(this);
   }
 
@@ -537,12 +556,12 @@ class RoutedRequest {
       } satisfies PickMessage);
     }
     try {
-      // Host header and TLS servername stay the logical name, so certificates are checked
-      // against it; only the origin names the instance.
+      // Only the origin names the instance.
+      const servername = this.#servername;
       const opts =
-        endpoint.servername === undefined
+        servername === undefined
           ? { ...this.#opts, origin: endpoint.origin, body: this.#body, headers: this.#headers }
-          : { ...this.#opts, origin: endpoint.origin, body: this.#body, headers: this.#headers, servername: endpoint.servername };
+          : { ...this.#opts, origin: endpoint.origin, body: this.#body, headers: this.#headers, servername };
       this.#send(endpoint, opts as DispatchOptions, attempt);
     } catch (error) {
       attempt.onResponseError(null, error as Error);

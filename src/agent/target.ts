@@ -16,6 +16,11 @@ export interface Target {
   readonly hostHeader: string;
   /** `{ host: hostHeader }`, frozen: the headers of every request that brings none of its own. */
   readonly hostHeaders: Readonly<Record<string, string>>;
+  /**
+   * `['host', hostHeader]`, frozen: the same, in the form an undici Pool reads fastest (no
+   * iterator check, no key list), for requests that go straight to a Pool.
+   */
+  readonly hostHeaderList: readonly string[];
 }
 
 /** Parses an origin; undefined when it is not an http(s) URL with a host name. */
@@ -40,6 +45,7 @@ export function parseTarget(origin: string | URL): Target | undefined {
     defaultPort: protocol === 'https:' ? 443 : 80,
     hostHeader,
     hostHeaders: Object.freeze({ host: hostHeader }),
+    hostHeaderList: Object.freeze(['host', hostHeader]),
   };
 }
 
