@@ -252,13 +252,19 @@ export class DiscoveryAgent extends Dispatcher {
     this.#destroying.then(cb, cb);
   }
 
-  async #close(): Promise<void> {
+  /** Stops routing: every pool is taken out of use and returned, for closing or destroying. */
+  #takePools(): PoolEntry[] {
     this.#closed = true;
     this.#unsubscribe();
     const pools = [...this.#pools.values()];
     for (const entry of pools) entry.retired = true;
     this.#pools.clear();
     this.#poolsByInstance.clear();
+    return pools;
+  }
+
+  async #close(): Promise<void> {
+    const pools = this.#takePools();
     // In-flight requests finish first: Pool.close waits for them.
     await Promise.all([
       ...pools.map((entry) => this.#closePool(entry, 'close')),
@@ -268,13 +274,8 @@ export class DiscoveryAgent extends Dispatcher {
   }
 
   async #destroy(err: Error | null): Promise<void> {
-    this.#closed = true;
     this.#destroyed = true;
-    this.#unsubscribe();
-    const pools = [...this.#pools.values()];
-    for (const entry of pools) entry.retired = true;
-    this.#pools.clear();
-    this.#poolsByInstance.clear();
+    const pools = this.#takePools();
     await Promise.all([
       ...pools.map(async (entry) => {
         if (poolCloseChannel.hasSubscribers) poolCloseChannel.publish({ ...entry.message, reason: 'close' } satisfies PoolCloseMessage);
