@@ -8,19 +8,6 @@ import { Fleet } from '../support/servers.ts';
 const NAME = 'api.test.local';
 const DRAIN = 'drain.test.local';
 
-/** nsupdate now and then fails at once on a loaded machine (its TCP connect); a second try passes. */
-async function update(bind: Bind9, lines: string[]): Promise<void> {
-  for (let tries = 1; ; tries++) {
-    try {
-      await bind.update(lines);
-      return;
-    } catch (error) {
-      if (tries >= 3) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  }
-}
-
 describe('DiscoveryAgent over DNS A records from bind9', () => {
   let bind: Bind9;
   let fleet: Fleet;
@@ -109,7 +96,7 @@ describe('DiscoveryAgent over DNS A records from bind9', () => {
           return r.statusCode;
         }),
       );
-      await update(bind, [`update delete ${DRAIN} A ${leaving.address}`]);
+      await bind.update([`update delete ${DRAIN} A ${leaving.address}`]);
       // Keep the name in use until the cache refreshes it and the pool is closed.
       const deadline = Date.now() + 15_000;
       while (!closed.some((m) => m.reason === 'removed') && Date.now() < deadline) {
@@ -130,7 +117,7 @@ describe('DiscoveryAgent over DNS A records from bind9', () => {
       leaving.release();
       unsubscribe('signpost:pool:close', onClose);
       await agent.close();
-      await update(bind, [`update add ${DRAIN} 1 A ${leaving.address}`]);
+      await bind.update([`update add ${DRAIN} 1 A ${leaving.address}`]);
     }
   });
 });

@@ -8,18 +8,6 @@ import { Fleet } from '../support/servers.ts';
 const NAME = 'api.test.local';
 const BACK = 'back.test.local';
 
-async function update(bind: Bind9, lines: string[]): Promise<void> {
-  for (let tries = 1; ; tries++) {
-    try {
-      await bind.update(lines);
-      return;
-    } catch (error) {
-      if (tries >= 3) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  }
-}
-
 describe('DiscoveryAgent: what it keeps per instance and per origin', () => {
   let bind: Bind9;
   let fleet: Fleet;
@@ -91,13 +79,13 @@ describe('DiscoveryAgent: what it keeps per instance and per origin', () => {
     try {
       for (let i = 0; i < 6; i++) await (await request(`http://${BACK}/warm`, { dispatcher: agent })).body.text();
       expect(created.filter((m) => m.key === key)).toHaveLength(1);
-      await update(bind, [`update delete ${BACK} A ${leaving.address}`]);
+      await bind.update([`update delete ${BACK} A ${leaving.address}`]);
       await poll(() => closed.some((m) => m.key === key && m.reason === 'removed'));
       const gone = leaving.count;
       for (let i = 0; i < 6; i++) await (await request(`http://${BACK}/away`, { dispatcher: agent })).body.text();
       expect(leaving.count).toBe(gone);
 
-      await update(bind, [`update add ${BACK} 1 A ${leaving.address}`]);
+      await bind.update([`update add ${BACK} 1 A ${leaving.address}`]);
       await poll(() => leaving.count > gone);
       // A fresh pool, not the drained one.
       expect(created.filter((m) => m.key === key)).toHaveLength(2);
@@ -112,7 +100,7 @@ describe('DiscoveryAgent: what it keeps per instance and per origin', () => {
     } finally {
       unsubscribe('signpost:pool:create', onCreate);
       unsubscribe('signpost:pool:close', onClose);
-      await update(bind, [`update add ${BACK} 1 A ${leaving.address}`]).catch(() => undefined);
+      await bind.update([`update add ${BACK} 1 A ${leaving.address}`]).catch(() => undefined);
     }
   });
 });
