@@ -48,8 +48,6 @@ class View {
   readonly alias: Alias | undefined;
   readonly balancer: Balancer;
   instances: readonly Instance[] = [];
-  /** How often the alias was used through this view. */
-  uses = 0;
 
   constructor(host: string, entries: readonly CacheEntry[], alias: Alias | undefined, balancer: Balancer) {
     this.host = host;
@@ -305,7 +303,6 @@ export class Discovery {
     const alias = view.alias!;
     const second = view.entries[1];
     if (second !== undefined) second.used = true;
-    view.uses++;
     this.#aliasUses.set(alias.from, (this.#aliasUses.get(alias.from) ?? 0) + 1);
     if (aliasChannel.hasSubscribers) {
       aliasChannel.publish({ alias: alias.from, to: alias.to, mode: alias.mode });

@@ -2,6 +2,7 @@
  * What the agent needs to know about a request's origin, worked out once per origin string:
  * whether discovery handles it, the logical name, and the Host header to keep.
  */
+import { normalizeName } from '../routing.ts';
 import type { Dispatcher } from 'undici';
 
 export interface Target {
@@ -35,7 +36,7 @@ export function parseTarget(origin: string | URL): Target | undefined {
   if (protocol !== 'http:' && protocol !== 'https:') return undefined;
   const hostname = url.hostname;
   if (hostname === '' || hostname.startsWith('[')) return undefined;
-  const name = hostname.endsWith('.') ? hostname.slice(0, -1) : hostname;
+  const name = normalizeName(hostname);
   const urlPort = url.port === '' ? undefined : Number(url.port);
   const hostHeader = urlPort === undefined ? name : `${name}:${urlPort}`;
   return {
