@@ -241,7 +241,8 @@ export class Discovery {
    * is returned while one remains.
    */
   pickSync(host: string, exclude?: ReadonlySet<string>): Instance | undefined {
-    const view = this.#views.get(host);
+    // Views are keyed by the normalized name; only a miss pays for normalizing (`Orders.local.`).
+    const view = this.#views.get(host) ?? this.#views.get(normalizeName(host));
     if (view === undefined) return undefined;
     view.primary.used = true;
     if (view.alias !== undefined) this.#aliasUsed(view);

@@ -65,6 +65,8 @@ describe('Discovery over bind9', () => {
     }
     expect([...seen.values()]).toEqual([500, 500]);
     expect((await d.pick('api.test.local')).port).toBe(8080);
+    expect(d.pickSync('API.test.local.')?.port).toBe(8080); // any spelling of the name
+    expect(d.pickSync('other.test.local')).toBeUndefined();
   });
 
   test('1,000 concurrent resolves of a cold name send one query per record type', async () => {
