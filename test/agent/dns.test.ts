@@ -80,6 +80,30 @@ describe('DiscoveryAgent over DNS A records from bind9', () => {
     }
   });
 
+  it('with the DNS server down, a warm name keeps working on its stale answer and a cold one fails typed', async () => {
+    const agent = agentFor({ cache: { minTtl: 100, staleTtl: 60_000 } });
+    try {
+      await (await request(`http://${NAME}/warm`, { dispatcher: agent })).body.text();
+      await bind.stop();
+      try {
+        await new Promise((resolve) => setTimeout(resolve, 1200)); // past the 1 s TTL
+        for (let i = 0; i < 20; i++) {
+          const { statusCode, body } = await request(`http://${NAME}/stale`, { dispatcher: agent });
+          await body.text();
+          expect(statusCode).toBe(200);
+        }
+        await expect(request('http://never-asked.test.local/', { dispatcher: agent })).rejects.toMatchObject({
+          code: 'SIGNPOST_ERR_RESOLVE',
+          hostname: 'never-asked.test.local',
+        });
+      } finally {
+        await bind.restart();
+      }
+    } finally {
+      await agent.close();
+    }
+  });
+
   it('drains the pool of a removed instance: in-flight requests finish, then it closes', async () => {
     const agent = agentFor();
     const closed: PoolCloseMessage[] = [];
