@@ -83,12 +83,12 @@ describe('DiscoveryAgent over DNS A records from bind9', () => {
   it('with the DNS server down, a warm name keeps working on its stale answer and a cold one fails typed', async () => {
     const agent = agentFor({ cache: { minTtl: 100, staleTtl: 60_000 } });
     try {
-      await (await request(`http://${NAME}/warm`, { dispatcher: agent })).body.text();
+      await (await request(`http://${DRAIN}/warm`, { dispatcher: agent })).body.text();
       await bind.stop();
       try {
-        await new Promise((resolve) => setTimeout(resolve, 1200)); // past the 1 s TTL
+        await new Promise((resolve) => setTimeout(resolve, 1200)); // past drain's 1 s TTL: stale now
         for (let i = 0; i < 20; i++) {
-          const { statusCode, body } = await request(`http://${NAME}/stale`, { dispatcher: agent });
+          const { statusCode, body } = await request(`http://${DRAIN}/stale`, { dispatcher: agent });
           await body.text();
           expect(statusCode).toBe(200);
         }
