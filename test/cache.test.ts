@@ -61,12 +61,12 @@ describe('ResolutionCache', () => {
     const entry = await warm(cache, r);
     r.answer = () => new Promise((resolve) => (answer = resolve));
     entry.used = true;
-    await clock.advance(9999);
+    await clock.run(9999);
     expect(r.calls).toBe(1);
-    await clock.advance(1);
+    await clock.run(1);
     expect(r.calls).toBe(2); // one query per TTL
     expect(entry.instances).toHaveLength(1); // still served while the refresh is in flight
-    await clock.advance(500);
+    await clock.run(500);
     expect(entry.instances).toHaveLength(1);
     answer!({ instances: [inst('10.0.0.9')], ttl: 10_000 });
     await flush();
@@ -82,7 +82,7 @@ describe('ResolutionCache', () => {
     const entry = await warm(cache, r);
     r.answer = () => new Promise((_, reject) => (fail = reject));
     entry.used = true;
-    await clock.advance(10_000);
+    await clock.run(10_000);
     expect(entry.state).toBe('fresh');
     fail!(new ResolveError('timeout', { hostname: 'a.test' }));
     await flush();
@@ -95,9 +95,9 @@ describe('ResolutionCache', () => {
     const r = new Scripted();
     const entry = await warm(cache, r);
     entry.used = true;
-    await clock.advance(7999);
+    await clock.run(7999);
     expect(r.calls).toBe(1);
-    await clock.advance(1);
+    await clock.run(1);
     expect(r.calls).toBe(2); // at 80% of the 10 s TTL
     expect(entry.state).toBe('fresh');
     expect(entry.instances).toHaveLength(1); // never empty while refreshing
@@ -107,9 +107,9 @@ describe('ResolutionCache', () => {
     const { clock, cache, changes } = setup();
     const r = new Scripted();
     const entry = await warm(cache, r);
-    await clock.advance(9999);
+    await clock.run(9999);
     expect(entry.instances).toHaveLength(1);
-    await clock.advance(1);
+    await clock.run(1);
     expect(entry.state).toBe('cold');
     expect(entry.instances).toHaveLength(0);
     expect(changes.at(-1)?.instances).toHaveLength(0);
@@ -122,16 +122,16 @@ describe('ResolutionCache', () => {
     const r = new Scripted();
     r.answer = async () => ({ instances: [inst('10.0.0.1')], ttl: 0 });
     const short = await warm(cache, r, 'short.test');
-    await clock.advance(1999);
+    await clock.run(1999);
     expect(short.state).toBe('fresh');
-    await clock.advance(1);
+    await clock.run(1);
     expect(short.state).toBe('cold');
 
     r.answer = async () => ({ instances: [inst('10.0.0.1')], ttl: 86_400_000 });
     const long = await warm(cache, r, 'long.test');
-    await clock.advance(59_999);
+    await clock.run(59_999);
     expect(long.state).toBe('fresh');
-    await clock.advance(1);
+    await clock.run(1);
     expect(long.state).toBe('cold');
   });
 
@@ -143,17 +143,17 @@ describe('ResolutionCache', () => {
       throw new ResolveError('SERVFAIL', { hostname: 'a.test' });
     };
     entry.used = true;
-    await clock.advance(10_000); // refresh at 8 s fails; expiry at 10 s
+    await clock.run(10_000); // refresh at 8 s fails; expiry at 10 s
     expect(entry.state).toBe('stale');
     expect(entry.instances).toHaveLength(1);
     expect(entry.error?.code).toBe('SIGNPOST_ERR_RESOLVE');
-    await clock.advance(29_999);
+    await clock.run(29_999);
     expect(entry.state).toBe('stale');
     expect(entry.instances).toHaveLength(1);
     const retries = r.calls;
     expect(retries).toBeGreaterThan(3); // it kept asking, with backoff
     expect(retries).toBeLessThan(12);
-    await clock.advance(1);
+    await clock.run(1);
     expect(entry.state).toBe('cold');
     expect(entry.instances).toHaveLength(0);
     expect(entry.error?.code).toBe('SIGNPOST_ERR_RESOLVE');
@@ -168,10 +168,10 @@ describe('ResolutionCache', () => {
       throw new ResolveError('timeout', { hostname: 'a.test' });
     };
     entry.used = true;
-    await clock.advance(12_000);
+    await clock.run(12_000);
     expect(entry.state).toBe('stale');
     r.answer = async () => ({ instances: [inst('10.0.0.2')], ttl: 10_000 });
-    await clock.advance(5000);
+    await clock.run(5000);
     expect(entry.state).toBe('fresh');
     expect(entry.instances.map((i) => i.address)).toEqual(['10.0.0.2']);
     expect(entry.error).toBeUndefined();
@@ -186,7 +186,7 @@ describe('ResolutionCache', () => {
       throw new ResolveError('down', { hostname: 'a.test' });
     };
     entry.used = true;
-    await clock.advance(10_000);
+    await clock.run(10_000);
     expect(entry.state).toBe('cold');
     expect(entry.instances).toHaveLength(0);
   });
@@ -201,10 +201,10 @@ describe('ResolutionCache', () => {
     expect(entry.state).toBe('negative');
     expect(entry.error?.code).toBe('SIGNPOST_ERR_NOT_FOUND');
     expect(cache.ensure(entry)).toBeUndefined(); // answered from the cache
-    await clock.advance(4999);
+    await clock.run(4999);
     expect(cache.ensure(entry)).toBeUndefined();
     expect(r.calls).toBe(1);
-    await clock.advance(1);
+    await clock.run(1);
     r.answer = async () => ({ instances: [], ttl: 10_000 });
     await cache.ensure(entry);
     expect(r.calls).toBe(2);
@@ -220,7 +220,7 @@ describe('ResolutionCache', () => {
       throw new NotFoundError('NXDOMAIN', { hostname: 'a.test' });
     };
     entry.used = true;
-    await clock.advance(8000);
+    await clock.run(8000);
     expect(entry.state).toBe('negative');
     expect(entry.instances).toHaveLength(0);
   });
@@ -231,7 +231,7 @@ describe('ResolutionCache', () => {
     r.answer = async () => ({ instances: [inst('10.0.0.1')], ttl: 10_000, state: { revision: 7 } });
     const entry = await warm(cache, r);
     entry.used = true;
-    await clock.advance(8000);
+    await clock.run(8000);
     expect(r.contexts[0]?.previous).toBeUndefined();
     expect(r.contexts[1]?.previous?.state).toEqual({ revision: 7 });
   });
@@ -248,7 +248,7 @@ describe('ResolutionCache', () => {
     const entry = await warm(cache, r);
     const first = entry.instances;
     entry.used = true;
-    await clock.advance(8000);
+    await clock.run(8000);
     expect(r.calls).toBe(2);
     expect(changes).toHaveLength(1);
     expect(entry.instances).toBe(first);

@@ -2,7 +2,8 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { afterEach, describe, expect, test } from 'vitest';
 import type { SignpostError } from '../src/errors.ts';
 import { HealthTracker, instanceKey, validateEjectionOptions, type InstanceHealth } from '../src/health.ts';
-import { instance, ManualClock } from './balancers/helpers.ts';
+import { instance } from './balancers/helpers.ts';
+import { FakeClock } from './support/fake-clock.ts';
 
 const a = instance('10.0.0.1');
 const b = instance('10.0.0.2');
@@ -17,7 +18,7 @@ function fail(tracker: HealthTracker, state: InstanceHealth, kind: Parameters<He
 }
 
 function setup(options: ConstructorParameters<typeof HealthTracker>[0] = {}) {
-  const clock = new ManualClock();
+  const clock = new FakeClock();
   const tracker = new HealthTracker(options, clock);
   const events: string[] = [];
   const group = tracker.group((state, event) => events.push(`${event} ${state.key}`));
@@ -141,7 +142,7 @@ describe('HealthTracker', () => {
   });
 
   test('the share applies to every service that has the instance', () => {
-    const clock = new ManualClock();
+    const clock = new FakeClock();
     const tracker = new HealthTracker({}, clock);
     toClose.push(tracker);
     tracker.group(() => {}).set([a, b, c, d]);
@@ -199,12 +200,12 @@ describe('HealthTracker', () => {
   test('forget drops states that no service has, with their timers', () => {
     const { tracker, clock, group } = setup();
     fail(tracker, tracker.state(a), 'connect');
-    expect(clock.timers.size).toBe(1);
+    expect(clock.pending).toBe(1);
     tracker.forget(['10.0.0.1:8080']);
     expect(tracker.stats().instances).toBe(4);
     group.set([b, c, d]);
     tracker.forget(['10.0.0.1:8080']);
-    expect(clock.timers.size).toBe(0);
+    expect(clock.pending).toBe(0);
     expect(tracker.stats().instances).toBe(3);
     expect(tracker.state(a).ejected).toBe(false);
   });
@@ -221,7 +222,7 @@ describe('HealthTracker', () => {
     const { tracker, clock } = setup();
     fail(tracker, tracker.state(a), 'connect');
     tracker.close();
-    expect(clock.timers.size).toBe(0);
+    expect(clock.pending).toBe(0);
     fail(tracker, tracker.state(b), 'connect');
     expect(tracker.state(b).ejected).toBe(false);
     tracker.close();
@@ -249,7 +250,7 @@ describe('ejection options', () => {
     expect(() => validateEjectionOptions(value)).toThrow(expect.objectContaining({ code: 'SIGNPOST_ERR_INVALID_ARG' }) as Error);
     let error: SignpostError | undefined;
     try {
-      new HealthTracker(value as never, new ManualClock());
+      new HealthTracker(value as never, new FakeClock());
     } catch (e) {
       error = e as SignpostError;
     }

@@ -3,7 +3,8 @@ import { createBalancer, validateBalancerOptions } from '../../src/balancers/ind
 import type { SignpostError } from '../../src/errors.ts';
 import { HealthTracker } from '../../src/health.ts';
 import type { Balancer, Instance } from '../../src/types.ts';
-import { count, instance, ManualClock, share } from './helpers.ts';
+import { FakeClock } from '../support/fake-clock.ts';
+import { count, instance, share } from './helpers.ts';
 
 const N = 30_000;
 const set = [
@@ -14,7 +15,7 @@ const set = [
 ];
 
 function tracker() {
-  const clock = new ManualClock();
+  const clock = new FakeClock();
   return { clock, health: new HealthTracker({}, clock) };
 }
 

@@ -3,7 +3,8 @@ import { RoundRobinBalancer } from '../../src/balancers/round-robin.ts';
 import { ZoneAffinityBalancer } from '../../src/balancers/zone-affinity.ts';
 import { HealthTracker } from '../../src/health.ts';
 import type { EjectionOptions } from '../../src/options.ts';
-import { count, instance, ManualClock, share } from './helpers.ts';
+import { FakeClock } from '../support/fake-clock.ts';
+import { count, instance, share } from './helpers.ts';
 
 const N = 40_000;
 const local1 = instance('10.0.1.1', { zone: 'a' });
@@ -15,7 +16,7 @@ const c2 = instance('10.0.3.2', { zone: 'c' });
 const six = [local1, local2, b1, b2, c1, c2];
 
 function setup(zone: string | undefined, options: { minLocal?: number; ejection?: EjectionOptions } = {}) {
-  const clock = new ManualClock();
+  const clock = new FakeClock();
   const health = new HealthTracker(options.ejection ?? {}, clock);
   const ref = { current: zone };
   const balancer = new ZoneAffinityBalancer({

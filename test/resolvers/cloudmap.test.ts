@@ -6,7 +6,7 @@ import { ServiceDiscoveryClient } from '@aws-sdk/client-servicediscovery';
 import { http, passthrough } from 'msw';
 import { setupServer } from 'msw/node';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { Clock, ClockTimer } from '../../src/clock.ts';
+import type { Clock } from '../../src/clock.ts';
 import type { CloudMapOptions } from '../../src/options.ts';
 import {
   CloudMapClient,
@@ -28,35 +28,7 @@ import {
   type CloudMapCall,
 } from '../support/cloudmap-msw.ts';
 import { FakeCloudMap } from '../support/fake-cloudmap.ts';
-
-/** A clock that moves only when told, so budgets and refresh intervals are exact. */
-class ManualClock implements Clock {
-  #now = 0;
-  #timers = new Map<number, { at: number; fn: () => void }>();
-  #nextId = 1;
-  now(): number {
-    return this.#now;
-  }
-  setTimeout(fn: () => void, ms: number): ClockTimer {
-    const id = this.#nextId++;
-    this.#timers.set(id, { at: this.#now + ms, fn });
-    return id;
-  }
-  clearTimeout(timer: ClockTimer): void {
-    this.#timers.delete(timer as number);
-  }
-  advance(ms: number): void {
-    const end = this.#now + ms;
-    for (;;) {
-      const due = [...this.#timers].filter(([, t]) => t.at <= end).sort((a, b) => a[1].at - b[1].at)[0];
-      if (due === undefined) break;
-      this.#timers.delete(due[0]);
-      this.#now = due[1].at;
-      due[1].fn();
-    }
-    this.#now = end;
-  }
-}
+import { FakeClock } from '../support/fake-clock.ts';
 
 let answer: (call: CloudMapCall) => CloudMapAnswer | Promise<CloudMapAnswer> = () => awsError('InternalFailure', 500);
 const cloudMap = mockCloudMap(TEST_REGION, (call) => answer(call));
@@ -276,7 +248,7 @@ describe('CloudMapResolver: the DiscoverInstances request', () => {
 
 describe('CloudMapResolver: revision gating', () => {
   it('calls only DiscoverInstancesRevision while the revision holds, until fullRefreshInterval', async () => {
-    const clock = new ManualClock();
+    const clock = new FakeClock();
     let revision = 7;
     answer = (call) =>
       call.operation === 'DiscoverInstances' ? discoverResponse(ORDERS, revision) : { InstancesRevision: revision };
@@ -374,7 +346,7 @@ describe('CloudMapClient: throttling and failures', () => {
   it('maps NotFound from the revision call too', async () => {
     answer = () => awsError('ServiceNotFound', 400);
     const previous: Resolution = { instances: [], ttl: 1000, state: { revision: 1, fullAt: 0 } };
-    const error = await catchError(resolver({}, {}, new ManualClock()).resolve('orders.myapp.local', { signal: signal(), previous }));
+    const error = await catchError(resolver({}, {}, new FakeClock()).resolve('orders.myapp.local', { signal: signal(), previous }));
     expect(error.code).toBe('SIGNPOST_ERR_NOT_FOUND');
     expect(cloudMap.calls.map((c) => c.operation)).toEqual(['DiscoverInstancesRevision']);
   });
@@ -408,7 +380,7 @@ describe('CloudMapClient: throttling and failures', () => {
 
 describe('CloudMapClient: the call budget', () => {
   it('never lets concurrent resolves exceed maxCallsPerSecond', async () => {
-    const clock = new ManualClock();
+    const clock = new FakeClock();
     answer = () => discoverResponse(ORDERS, 1);
     const client = makeClient({ maxCallsPerSecond: 5 }, clock);
     const resolvers = Array.from({ length: 12 }, (_, i) => ({ r: new CloudMapResolver(client), name: `svc${i}.myapp.local` }));
@@ -429,7 +401,7 @@ describe('CloudMapClient: the call budget', () => {
   });
 
   it('counts retries against the budget', async () => {
-    const clock = new ManualClock();
+    const clock = new FakeClock();
     answer = () => awsError('RequestLimitExceeded', 400);
     const pending = catchError(resolver({ maxCallsPerSecond: 2, retries: 3 }, {}, clock).resolve('orders.myapp.local', { signal: signal() }));
     await vi.waitFor(() => expect(cloudMap.calls.length).toBe(2));
@@ -460,7 +432,7 @@ describe('CloudMapClient: abort and close', () => {
   });
 
   it('rejects when aborted while waiting for the budget, without calling', async () => {
-    const clock = new ManualClock();
+    const clock = new FakeClock();
     answer = () => discoverResponse([], 1);
     const r = resolver({ maxCallsPerSecond: 1 }, {}, clock);
     await r.resolve('a.myapp.local', { signal: signal() });
@@ -481,7 +453,7 @@ describe('CloudMapClient: abort and close', () => {
   it('close() is idempotent, destroys the client it created and stops waiting calls', async () => {
     const destroy = vi.spyOn(ServiceDiscoveryClient.prototype, 'destroy');
     try {
-      const clock = new ManualClock();
+      const clock = new FakeClock();
       answer = () => discoverResponse([], 1);
       const client = new CloudMapClient({ region: TEST_REGION, credentials: TEST_CREDENTIALS, maxCallsPerSecond: 1 }, clock);
       const r = new CloudMapResolver(client);
@@ -615,7 +587,7 @@ describe('the fake Cloud Map server, end to end through endpoint', () => {
 
   it('serves instances, revisions, health changes and not-found like Cloud Map', async () => {
     useFake();
-    const clock = new ManualClock();
+    const clock = new FakeClock();
     const client = makeClient({ endpoint: fake.endpoint, fullRefreshInterval: 10_000 }, clock);
     const r = new CloudMapResolver(client);
     fake.register('myapp.local', 'orders', {

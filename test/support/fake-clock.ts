@@ -31,22 +31,35 @@ export class FakeClock implements Clock {
     return this.#timers.size;
   }
 
-  /** Moves time forward, firing due timers in order and letting promises settle between them. */
-  async advance(ms: number): Promise<void> {
+  /** Moves time forward, firing due timers in order, synchronously. */
+  advance(ms: number): void {
     const target = this.#now + ms;
-    for (;;) {
-      let next: Timer | undefined;
-      for (const t of this.#timers) {
-        if (t.at <= target && (next === undefined || t.at < next.at || (t.at === next.at && t.seq < next.seq))) next = t;
-      }
-      if (next === undefined) break;
-      this.#timers.delete(next);
-      this.#now = next.at;
+    for (let next = this.#due(target); next !== undefined; next = this.#due(target)) next.fn();
+    this.#now = target;
+  }
+
+  /** Moves time forward like {@link advance}, letting promises settle after each timer. */
+  async run(ms: number): Promise<void> {
+    const target = this.#now + ms;
+    for (let next = this.#due(target); next !== undefined; next = this.#due(target)) {
       next.fn();
       await flush();
     }
     this.#now = target;
     await flush();
+  }
+
+  /** Takes the earliest timer due by `target` and moves time to it. */
+  #due(target: number): Timer | undefined {
+    let next: Timer | undefined;
+    for (const t of this.#timers) {
+      if (t.at <= target && (next === undefined || t.at < next.at || (t.at === next.at && t.seq < next.seq))) next = t;
+    }
+    if (next !== undefined) {
+      this.#timers.delete(next);
+      this.#now = next.at;
+    }
+    return next;
   }
 }
 
