@@ -205,6 +205,29 @@ export interface CacheOptions {
   refreshAhead?: number;
 }
 
+/**
+ * Which addresses may be instances, as CIDR ranges (`10.0.0.0/8`, `fd00::/8`) or single
+ * addresses. Whatever these say, unspecified (`0.0.0.0/8`, `::`), broadcast and multicast
+ * addresses, and IPv6 addresses with a zone id (`fe80::1%eth0`), are never instances.
+ * Link-local addresses (`169.254.0.0/16`, `fe80::/10`) and `fd00:ec2::254` are refused by
+ * default: cloud instance and task metadata, with its credentials, lives there, and whoever
+ * controls one registry answer must not reach it through a service name.
+ *
+ * The most specific range that holds an address decides; at equal length `deny` beats `allow`,
+ * and both beat the defaults. Refused addresses are left out of the answer and reported on
+ * `signpost:resolve:skipped-instance`; static services and `SIGNPOST_STATIC` with one fail in
+ * the constructor.
+ *
+ * @example { allow: ['169.254.170.2'] }                          // one link-local address
+ * @example { deny: ['0.0.0.0/0', '::/0'], allow: ['10.0.0.0/8'] } // only 10.0.0.0/8
+ */
+export interface AddressOptions {
+  /** Ranges that may be instances (overriding the link-local default). @default [] */
+  allow?: string[];
+  /** Ranges that are never instances. @default [] */
+  deny?: string[];
+}
+
 export type BalancerName = 'round-robin' | 'weighted' | 'least-request';
 
 /** A built-in balancing policy with its settings. */
@@ -311,4 +334,6 @@ export interface DiscoveryOptions {
   subnets?: Record<string, string>;
   /** A clock for tests. @default the real one */
   clock?: Clock;
+  /** Which addresses may be instances. @default link-local refused, see {@link AddressOptions} */
+  addresses?: AddressOptions;
 }

@@ -1,0 +1,117 @@
+/**
+ * Which addresses may be instances. Whoever controls one registry answer decides where requests
+ * go, so some addresses are never used, whatever the registry says:
+ *
+ * - unspecified (`0.0.0.0/8`, `::`): connecting to them reaches the caller's own host;
+ * - broadcast (`255.255.255.255`) and multicast (`224.0.0.0/4`, `ff00::/8`);
+ * - IPv6 addresses with a zone id (`fe80::1%eth0`): their meaning depends on the caller's
+ *   interfaces, and a connection to one fails on every other host.
+ *
+ * Link-local addresses (`169.254.0.0/16`, `fe80::/10`) and the EC2 metadata service's IPv6
+ * address (`fd00:ec2::254`) are refused by default: cloud instance and task metadata (and the
+ * credentials it hands out) live there. `addresses.allow` and `addresses.deny` change that: the
+ * most specific matching range decides, a range of the user's beats a default of the same
+ * length, and `deny` beats `allow` at the same length. IPv4-mapped IPv6 addresses
+ * (`::ffff:169.254.169.254`) are judged as the IPv4 address they carry (Node's `BlockList`).
+ *
+ * The policy is applied where every answer passes (the resolution cache), and to static
+ * services and `SIGNPOST_STATIC` when a Discovery is constructed.
+ */
+import { BlockList, isIP } from 'node:net';
+import type { AddressOptions } from './options.ts';
+import { checkKeys, checkObject, invalid } from './validate.ts';
+import { createSubnetMatcher } from './zone.ts';
+
+/** Never instances, whatever the rules say. */
+const NEVER: ReadonlyArray<readonly [string, number, 'ipv4' | 'ipv6', string]> = [
+  ['0.0.0.0', 8, 'ipv4', 'unspecified (a connection to it reaches the caller itself)'],
+  ['::', 128, 'ipv6', 'unspecified (a connection to it reaches the caller itself)'],
+  ['255.255.255.255', 32, 'ipv4', 'the broadcast address'],
+  ['224.0.0.0', 4, 'ipv4', 'a multicast address'],
+  ['ff00::', 8, 'ipv6', 'a multicast address'],
+];
+
+const LINK_LOCAL_REASON =
+  'link-local (cloud instance and task metadata, with its credentials, lives there); list it in addresses.allow to use it';
+
+/** Refused unless `addresses.allow` says otherwise. */
+const DEFAULT_DENY: Readonly<Record<string, string>> = {
+  '169.254.0.0/16': LINK_LOCAL_REASON,
+  'fe80::/10': LINK_LOCAL_REASON,
+  'fd00:ec2::254/128': 'the EC2 instance metadata service (IPv6); list it in addresses.allow to use it',
+};
+
+const ALLOW = 'allow';
+
+/** `a.b.c.d/n`, `v6/n` or one address, as a CIDR; undefined when it is none of these. */
+function toCidr(text: string): string | undefined {
+  const slash = text.indexOf('/');
+  const host = slash < 0 ? text : text.slice(0, slash);
+  const version = isIP(host);
+  if (version === 0 || host.includes('%')) return undefined;
+  const max = version === 4 ? 32 : 128;
+  if (slash < 0) return `${host}/${max}`;
+  const bits = text.slice(slash + 1);
+  return /^\d{1,3}$/.test(bits) && Number(bits) <= max ? text : undefined;
+}
+
+/** Throws InvalidArgumentError (SIGNPOST_ERR_INVALID_ARG) for a bad `addresses` option. */
+export function validateAddressOptions(value: unknown, path = 'addresses'): asserts value is AddressOptions {
+  checkObject(path, value);
+  checkKeys(path, value, ['allow', 'deny']);
+  for (const key of ['allow', 'deny'] as const) {
+    const list = value[key];
+    if (list === undefined) continue;
+    if (!Array.isArray(list)) throw invalid(`${path}.${key}`, list, 'an array of CIDR ranges such as "10.0.0.0/8"');
+    list.forEach((item: unknown, i) => {
+      if (typeof item !== 'string' || toCidr(item) === undefined) {
+        throw invalid(`${path}.${key}[${i}]`, item, 'a CIDR range such as "10.0.0.0/8" or "fd00::/8", or one address');
+      }
+    });
+  }
+}
+
+export class AddressPolicy {
+  readonly #never = new BlockList();
+  readonly #neverReasons: ReadonlyArray<readonly [BlockList, string]>;
+  /** Longest prefix first: the verdict of the most specific rule (ALLOW, or why not). */
+  readonly #verdict: (address: string) => string | undefined;
+
+  constructor(options: AddressOptions = {}) {
+    this.#neverReasons = NEVER.map(([network, bits, family, reason]) => {
+      const list = new BlockList();
+      list.addSubnet(network, bits, family);
+      this.#never.addSubnet(network, bits, family);
+      return [list, reason] as const;
+    });
+    // Inserted in order of precedence: at equal length the first rule wins (deny over allow,
+    // the user's over the defaults).
+    const rules: Record<string, string> = {};
+    for (const cidr of options.deny ?? []) rules[toCidr(cidr)!] ??= `in addresses.deny (${cidr})`;
+    for (const cidr of options.allow ?? []) rules[toCidr(cidr)!] ??= ALLOW;
+    for (const [cidr, reason] of Object.entries(DEFAULT_DENY)) rules[cidr] ??= reason;
+    this.#verdict = createSubnetMatcher(rules);
+  }
+
+  /** Why `address` may not be an instance, or undefined when it may. */
+  refuse(address: unknown): string | undefined {
+    if (typeof address !== 'string') return 'not an IP address';
+    const version = isIP(address);
+    if (version === 0) return 'not an IP address';
+    if (address.includes('%')) return 'an IPv6 address with a zone id (it means something else on every host)';
+    const family = version === 4 ? 'ipv4' : 'ipv6';
+    if (this.#never.check(address, family)) {
+      for (const [list, reason] of this.#neverReasons) if (list.check(address, family)) return reason;
+    }
+    const verdict = this.#verdict(address);
+    return verdict === undefined || verdict === ALLOW ? undefined : verdict;
+  }
+}
+
+/** A valid port: an integer from 1 to 65,535, or none (the URL's port is used then). */
+export function refusePort(port: unknown): string | undefined {
+  if (port === undefined) return undefined;
+  return typeof port === 'number' && Number.isInteger(port) && port >= 1 && port <= 65_535
+    ? undefined
+    : `port ${String(port)} is not an integer from 1 to 65535`;
+}

@@ -1,0 +1,90 @@
+import { describe, expect, test } from 'vitest';
+import { AddressPolicy, refusePort, validateAddressOptions } from '../src/address-policy.ts';
+
+describe('AddressPolicy', () => {
+  const policy = new AddressPolicy();
+
+  test.each([
+    ['0.0.0.0', /unspecified/],
+    ['0.1.2.3', /unspecified/],
+    ['::', /unspecified/],
+    ['0:0::0', /unspecified/],
+    ['::ffff:0.0.0.0', /unspecified/],
+    ['255.255.255.255', /broadcast/],
+    ['224.0.0.1', /multicast/],
+    ['239.255.255.250', /multicast/],
+    ['ff02::1', /multicast/],
+    ['::ffff:224.0.0.1', /multicast/],
+    ['fe80::1%lo', /zone id/],
+    ['fd00::1%eth0', /zone id/],
+    ['169.254.169.254', /link-local.*metadata/],
+    ['169.254.170.2', /link-local/],
+    ['::ffff:169.254.169.254', /link-local/],
+    ['::ffff:a9fe:a9fe', /link-local/],
+    ['fe80::1', /link-local/],
+    ['fd00:ec2::254', /EC2 instance metadata/],
+    ['localhost', /not an IP address/],
+    ['10.0.0', /not an IP address/],
+    ['', /not an IP address/],
+  ])('%s is never an instance by default (%s)', (address, reason) => {
+    expect(policy.refuse(address)).toMatch(reason);
+  });
+
+  test.each(['10.0.1.5', '127.0.0.2', '::1', 'fd00::2', '192.168.1.1', '100.64.0.1', '240.0.0.1', '2001:db8::1', '::ffff:10.0.0.1'])(
+    '%s may be an instance',
+    (address) => {
+      expect(policy.refuse(address)).toBeUndefined();
+    },
+  );
+
+  test('non-strings are refused, not thrown on', () => {
+    for (const value of [undefined, null, 42, {}, ['10.0.0.1']]) expect(policy.refuse(value)).toBe('not an IP address');
+  });
+
+  test('allow opens a link-local range or one address, most specific first', () => {
+    const one = new AddressPolicy({ allow: ['169.254.170.2'] });
+    expect(one.refuse('169.254.170.2')).toBeUndefined();
+    expect(one.refuse('169.254.169.254')).toMatch(/link-local/);
+    const all = new AddressPolicy({ allow: ['169.254.0.0/16', 'fe80::/10'] });
+    expect(all.refuse('169.254.169.254')).toBeUndefined();
+    expect(all.refuse('fe80::1')).toBeUndefined();
+    // Never addresses stay refused whatever allow says.
+    const never = new AddressPolicy({ allow: ['0.0.0.0/0', '::/0'] });
+    expect(never.refuse('0.0.0.0')).toMatch(/unspecified/);
+    expect(never.refuse('224.0.0.1')).toMatch(/multicast/);
+    expect(never.refuse('fe80::1%lo')).toMatch(/zone id/);
+  });
+
+  test('deny and allow together: an allow-list', () => {
+    const only10 = new AddressPolicy({ deny: ['0.0.0.0/0', '::/0'], allow: ['10.0.0.0/8'] });
+    expect(only10.refuse('10.2.3.4')).toBeUndefined();
+    expect(only10.refuse('127.0.0.1')).toMatch(/addresses\.deny \(0\.0\.0\.0\/0\)/);
+    expect(only10.refuse('::1')).toMatch(/addresses\.deny/);
+    // At equal length deny wins; a longer allow beats a shorter deny.
+    const tie = new AddressPolicy({ deny: ['10.0.0.0/8'], allow: ['10.0.0.0/8', '10.1.0.0/16'] });
+    expect(tie.refuse('10.2.0.1')).toMatch(/deny/);
+    expect(tie.refuse('10.1.0.1')).toBeUndefined();
+    // IPv4-mapped ranges are IPv4 ranges.
+    const mapped = new AddressPolicy({ deny: ['::ffff:10.0.0.0/104'] });
+    expect(mapped.refuse('10.9.9.9')).toMatch(/deny/);
+    expect(mapped.refuse('::ffff:10.9.9.9')).toMatch(/deny/);
+  });
+
+  test('ports: 1 to 65535, or none', () => {
+    expect(refusePort(undefined)).toBeUndefined();
+    expect(refusePort(8080)).toBeUndefined();
+    for (const port of [0, 65_536, -1, 80.5, Number.NaN, '80']) expect(refusePort(port)).toMatch(/not an integer from 1 to 65535/);
+  });
+
+  test.each<[string, unknown]>([
+    ['not an object', 'deny all'],
+    ['unknown key', { block: [] }],
+    ['allow not an array', { allow: '10.0.0.0/8' }],
+    ['a hostname', { deny: ['metadata.google.internal'] }],
+    ['prefix too long', { allow: ['10.0.0.0/33'] }],
+    ['a zone id', { allow: ['fe80::1%lo/128'] }],
+    ['a number', { deny: [10] }],
+  ])('addresses: %s → SIGNPOST_ERR_INVALID_ARG', (_label, value) => {
+    expect(() => validateAddressOptions(value)).toThrow(expect.objectContaining({ code: 'SIGNPOST_ERR_INVALID_ARG' }));
+  });
+});
