@@ -87,3 +87,29 @@ export function checkHostname(path: string, value: unknown): asserts value is st
     throw invalid(path, value, 'a DNS name such as "orders.myapp.local" (no scheme, port or trailing dot)');
   }
 }
+
+export function checkFunction(path: string, value: unknown): asserts value is (...args: never[]) => unknown {
+  if (typeof value !== 'function') throw invalid(path, value, 'a function');
+}
+
+/** A {@link Clock}: an object with `now`, `setTimeout` and `clearTimeout` functions. */
+export function checkClock(path: string, value: unknown): void {
+  if (typeof value !== 'object' || value === null) {
+    throw invalid(path, value, 'a clock: an object with now(), setTimeout(fn, ms) and clearTimeout(timer)');
+  }
+  const clock = value as Record<string, unknown>;
+  for (const method of ['now', 'setTimeout', 'clearTimeout']) {
+    if (typeof clock[method] !== 'function') {
+      throw invalid(`${path}.${method}`, clock[method], 'a function (a clock has now(), setTimeout(fn, ms) and clearTimeout(timer))');
+    }
+  }
+}
+
+/** A host name argument: a string (its syntax is checked where it is routed). */
+export function checkHostArgument(method: string, value: unknown): asserts value is string {
+  if (typeof value !== 'string') {
+    throw new InvalidArgumentError(
+      `Invalid argument to ${method}: got ${describe(value)}; expected a host name string such as "orders.myapp.local"`,
+    );
+  }
+}
