@@ -6,15 +6,27 @@
  * runs out, serving the answer until the new one arrives: one query per TTL and nobody waits);
  * an unused one lapses at expiry. While the registry fails, the last answer is served for up to
  * `staleTtl` (RFC 8767). Negative answers (not found, no instances) are kept for
- * `negativeTtl`. One query per name is in flight at a time (single flight), and the number of
- * names is bounded by lru-cache.
+ * `negativeTtl`. A registry failure on a name with nothing to serve is remembered too: callers get
+ * the error at once until a jittered backoff (250 ms doubling to 1 s) has passed, so an outage
+ * costs the registry about one query per name per second, however many callers ask. One query
+ * per name is in flight at a time (single flight).
+ *
+ * Every answer passes the address policy here, whatever resolver gave it: refused addresses are
+ * left out and reported on `signpost:resolve:skipped-instance`.
+ *
+ * The number of names is bounded by lru-cache, but a name with a query in flight or callers
+ * waiting for its answer is never evicted: it is kept apart until it settles and its callers have
+ * read it, so a burst of more cold names than `maxNames` fails none of them (the cache shrinks
+ * back to the bound afterwards).
  */
 import { channel } from 'node:diagnostics_channel';
 import { setMaxListeners } from 'node:events';
 import { LRUCache } from 'lru-cache';
+import { AddressPolicy, refusePort } from './address-policy.ts';
 import type { Clock, ClockTimer } from './clock.ts';
 import { NoInstancesError, NotFoundError, ResolveError, SignpostError } from './errors.ts';
 import { instanceKey, sameInstances } from './instance.ts';
+import { scrubError } from './redact.ts';
 import type { CacheOptions } from './options.ts';
 import type { Instance, Resolution, Resolver } from './types.ts';
 import { checkDuration, checkInteger, checkKeys, checkNumber, checkObject } from './validate.ts';
@@ -27,9 +39,21 @@ export const DEFAULT_MAX_NAMES = 10_000;
 /** Refresh when the TTL runs out (the answer is served until the new one arrives): one query per TTL. */
 export const DEFAULT_REFRESH_AHEAD = 1;
 /** First wait before a stale entry asks the registry again; doubles up to the max. */
-const STALE_RETRY_MIN_MS = 1000;
+export const STALE_RETRY_MIN_MS = 1000;
 /** RFC 8767 suggests 30 s between attempts while serving stale. */
-const STALE_RETRY_MAX_MS = 30_000;
+export const STALE_RETRY_MAX_MS = 30_000;
+/** First wait before a name the registry failed on, with nothing to serve, is asked about again. */
+export const FAILED_RETRY_MIN_MS = 250;
+/** The wait doubles up to this: about one query per failing name per second. */
+export const FAILED_RETRY_MAX_MS = 1000;
+
+/**
+ * `ms` spread uniformly over ±25%: processes that failed together (one registry outage) must not
+ * retry together.
+ */
+export function jitter(ms: number): number {
+  return Math.round(ms * (0.75 + Math.random() * 0.5));
+}
 
 export type CacheSettings = Required<CacheOptions>;
 
@@ -64,8 +88,10 @@ export function validateCacheOptions(value: unknown, path = 'cache'): CacheSetti
  * - `fresh`: within its TTL.
  * - `stale`: past its TTL, the registry failing, still served for up to `staleTtl`.
  * - `negative`: not found / no instances, remembered for `negativeTtl`.
+ * - `failed`: the registry failed and there is nothing to serve; callers get `error` at once
+ *   until a jittered backoff has passed, then the entry is `cold` again.
  */
-export type EntryState = 'cold' | 'fresh' | 'stale' | 'negative';
+export type EntryState = 'cold' | 'fresh' | 'stale' | 'negative' | 'failed';
 
 const EMPTY: readonly Instance[] = Object.freeze([]);
 
@@ -79,6 +105,17 @@ function byPriorityThenKey(a: Instance, b: Instance): number {
 const resolveChannel = channel('signpost:resolve:done');
 const resolveErrorChannel = channel('signpost:resolve:error');
 const staleChannel = channel('signpost:resolve:stale');
+const skippedChannel = channel('signpost:resolve:skipped-instance');
+
+/** The message of `signpost:resolve:skipped-instance`: an instance the answer had, left out. */
+export interface SkippedInstanceMessage {
+  readonly name: string;
+  readonly id: string;
+  readonly address: string;
+  readonly port: number | undefined;
+  /** Why: `link-local (...)`, `a multicast address`, `port 0 is not ...`. */
+  readonly reason: string;
+}
 
 /** Fields of an entry the rest of signpost reads. */
 export class CacheEntry {
@@ -96,7 +133,12 @@ export class CacheEntry {
   inflight: Promise<void> | undefined;
   timer: ClockTimer | undefined;
   staleTimer: ClockTimer | undefined;
-  staleRetryMs = STALE_RETRY_MIN_MS;
+  /** The last backoff while the registry fails (stale retries, or a failed name); 0 when it does not. */
+  retryMs = 0;
+  /** Callers waiting for this entry's answer: while any do, it is not evicted. */
+  waiters = 0;
+  /** Kept apart from the LRU (a query in flight or callers waiting): never evicted. */
+  busy = false;
   /** Set when the entry leaves the cache: a query still in flight then changes nothing. */
   evicted = false;
   /** Past its TTL, waiting for a refresh in flight (served meanwhile). */
@@ -121,40 +163,96 @@ export class ResolutionCache {
   readonly settings: CacheSettings;
   readonly #clock: Clock;
   readonly #hooks: CacheHooks;
+  readonly #policy: AddressPolicy;
+  /** Entries that may be evicted, least recently used first out. */
   readonly #entries: LRUCache<string, CacheEntry>;
+  /** Entries with a query in flight or callers waiting: never evicted. */
+  readonly #busy = new Map<string, CacheEntry>();
   /** Aborted by close(): every query in flight stops. */
   readonly #abort = new AbortController();
+  #warnedFull = false;
   /** Upstream queries started, for stats and tests. */
   queries = 0;
 
-  constructor(settings: CacheSettings, clock: Clock, hooks: CacheHooks) {
+  constructor(settings: CacheSettings, clock: Clock, hooks: CacheHooks, policy = new AddressPolicy()) {
     this.settings = settings;
     this.#clock = clock;
     this.#hooks = hooks;
+    this.#policy = policy;
     // Shared by every query in flight, each of which may listen on it until it settles.
     setMaxListeners(0, this.#abort.signal);
     this.#entries = new LRUCache<string, CacheEntry>({
       max: settings.maxNames,
-      dispose: (entry) => this.#dispose(entry),
+      // Moving an entry to #busy deletes it here: only an eviction makes it leave the cache.
+      dispose: (entry, _name, reason) => {
+        if (reason === 'evict') this.#dispose(entry);
+      },
     });
   }
 
   get size(): number {
-    return this.#entries.size;
+    return this.#entries.size + this.#busy.size;
   }
 
-  /** The entry for a name, created cold if new. */
+  /**
+   * The entry for a name, created cold if new. A new entry is kept apart from the LRU until its
+   * first query settles (or {@link release}): the caller is about to {@link ensure} it.
+   */
   entry(name: string, resolver: Resolver): CacheEntry {
-    let entry = this.#entries.get(name);
+    let entry = this.#busy.get(name) ?? this.#entries.get(name);
     if (entry === undefined) {
       entry = new CacheEntry(name, resolver);
-      this.#entries.set(name, entry);
+      entry.busy = true;
+      this.#busy.set(name, entry);
     }
     return entry;
   }
 
   peek(name: string): CacheEntry | undefined {
-    return this.#entries.peek(name);
+    return this.#busy.get(name) ?? this.#entries.peek(name);
+  }
+
+  /**
+   * A caller waits for the entry's answer: it is not evicted until {@link release}, so the
+   * caller reads the answer its query brought.
+   */
+  hold(entry: CacheEntry): void {
+    if (entry.evicted) return;
+    entry.waiters++;
+    this.#pin(entry);
+  }
+
+  /** The caller has read the entry. */
+  release(entry: CacheEntry): void {
+    if (entry.waiters > 0) entry.waiters--;
+    this.#unpin(entry);
+  }
+
+  #pin(entry: CacheEntry): void {
+    if (entry.busy) return;
+    entry.busy = true;
+    this.#entries.delete(entry.name);
+    this.#busy.set(entry.name, entry);
+  }
+
+  #unpin(entry: CacheEntry): void {
+    if (!entry.busy || entry.waiters > 0 || entry.inflight !== undefined || entry.evicted) return;
+    entry.busy = false;
+    this.#busy.delete(entry.name);
+    this.#entries.set(entry.name, entry);
+    // Busy entries count towards the bound: while a burst is being resolved, idle ones go first,
+    // and an answer that cannot be kept goes once its callers have it.
+    const { maxNames } = this.settings;
+    if (this.#entries.size + this.#busy.size > maxNames && !this.#warnedFull) {
+      this.#warnedFull = true;
+      process.emitWarning(
+        `signpost: more names are being resolved at once than cache.maxNames (${maxNames}) can keep: ` +
+          'every caller gets its answer, but answers beyond the bound are dropped once read and asked for again ' +
+          'on their next use; raise cache.maxNames above the number of names this process uses',
+        { code: 'SIGNPOST_CACHE_FULL' },
+      );
+    }
+    while (this.#entries.size > 0 && this.#entries.size + this.#busy.size > maxNames) this.#entries.pop();
   }
 
   /**
@@ -174,56 +272,125 @@ export class ResolutionCache {
     const started = resolveChannel.hasSubscribers ? this.#clock.now() : 0;
     let promise: Promise<Resolution>;
     try {
-      promise = entry.resolver.resolve(entry.name, {
-        signal: this.#abort.signal,
-        previous: entry.resolution,
-      });
+      promise = Promise.resolve(
+        entry.resolver.resolve(entry.name, {
+          signal: this.#abort.signal,
+          previous: entry.resolution,
+        }),
+      );
     } catch (error) {
       promise = Promise.reject(error);
     }
-    const settled = promise.then(
-      (resolution) => this.#succeeded(entry, resolution, started),
-      (error: unknown) => this.#failed(entry, error),
+    this.#pin(entry);
+    entry.inflight = promise.then(
+      (resolution) => this.#settle(entry, resolution, undefined, started),
+      (error: unknown) => this.#settle(entry, undefined, error, started),
     );
-    entry.inflight = settled.finally(() => {
-      entry.inflight = undefined;
-    });
     return entry.inflight;
+  }
+
+  /** The end of a query: never throws (nobody may be waiting to catch it). */
+  #settle(entry: CacheEntry, resolution: Resolution | undefined, error: unknown, started: number): void {
+    entry.inflight = undefined;
+    try {
+      if (resolution === undefined) this.#failed(entry, error);
+      else this.#succeeded(entry, resolution, started);
+    } catch (bug) {
+      try {
+        this.#failed(entry, bug);
+      } catch {
+        // Reporting the failure failed too: the entry keeps its last state.
+      }
+    }
+    this.#unpin(entry);
   }
 
   #succeeded(entry: CacheEntry, resolution: Resolution, started: number): void {
     if (entry.evicted) return;
+    if (typeof resolution !== 'object' || resolution === null || !Array.isArray(resolution.instances)) {
+      this.#failed(entry, new TypeError('the resolver answered without an instances array'));
+      return;
+    }
+    const refused: string[] = [];
+    const instances = this.#admit(entry.name, resolution.instances, refused);
     if (resolveChannel.hasSubscribers) {
       resolveChannel.publish({
         name: entry.name,
-        instances: resolution.instances,
+        instances,
         ttl: resolution.ttl,
         duration: this.#clock.now() - started,
       });
     }
-    if (resolution.instances.length === 0) {
+    if (instances.length === 0) {
       this.#negative(
         entry,
-        new NoInstancesError(
-          `${entry.name} exists but has no instances: check that its tasks/pods are running, ` +
-            'registered and passing health checks',
-          { hostname: entry.name },
-        ),
+        refused.length === 0
+          ? new NoInstancesError(
+              `${entry.name} exists but has no instances: check that its tasks/pods are running, ` +
+                'registered and passing health checks',
+              { hostname: entry.name },
+            )
+          : new NoInstancesError(
+              `${entry.name} has no instances signpost may use: the registry answered only ${refused.slice(0, 3).join('; ')}` +
+                `${refused.length > 3 ? `; and ${refused.length - 3} more` : ''}. ` +
+                'Check the addresses registered for it (a task or record pointing at the wrong address), or the addresses option',
+              { hostname: entry.name },
+            ),
       );
       return;
     }
     entry.error = undefined;
     entry.state = 'fresh';
     entry.expired = false;
-    entry.staleRetryMs = STALE_RETRY_MIN_MS;
+    entry.retryMs = 0;
     this.#clearTimers(entry);
-    this.#serve(entry, resolution.instances);
+    this.#serve(entry, instances);
     // Handed back on the next call for revision gating: only resolvers that keep state use it.
     entry.resolution =
       resolution.state === undefined ? undefined : { instances: entry.instances, ttl: resolution.ttl, state: resolution.state };
-    const { minTtl, maxTtl, refreshAhead } = this.settings;
+    const { minTtl, maxTtl } = this.settings;
     const ttl = Math.min(Math.max(Number.isFinite(resolution.ttl) ? resolution.ttl : maxTtl, minTtl), maxTtl);
-    entry.timer = this.#clock.setTimeout(() => this.#refreshDue(entry, ttl), Math.floor(ttl * refreshAhead));
+    this.#scheduleRefresh(entry, ttl);
+  }
+
+  /**
+   * When a fresh answer's name is looked at again: once `refreshAhead` of its TTL has passed
+   * (the one place that decides it).
+   */
+  #scheduleRefresh(entry: CacheEntry, ttl: number): void {
+    entry.timer = this.#clock.setTimeout(() => this.#refreshDue(entry, ttl), Math.floor(ttl * this.settings.refreshAhead));
+  }
+
+  /**
+   * The instances the address policy lets through (the same array when it refuses none); each
+   * refused one is reported, and described in `refused`.
+   */
+  #admit(name: string, instances: readonly Instance[], refused: string[]): readonly Instance[] {
+    let kept: Instance[] | undefined;
+    for (let i = 0; i < instances.length; i++) {
+      const instance = instances[i]!;
+      const reason =
+        typeof instance !== 'object' || instance === null
+          ? 'not an instance'
+          : (this.#policy.refuse(instance.address) ?? refusePort(instance.port));
+      if (reason === undefined) {
+        kept?.push(instance);
+        continue;
+      }
+      kept ??= instances.slice(0, i);
+      const address = typeof instance?.address === 'string' ? instance.address : String(instance?.address);
+      refused.push(`${address} (${reason})`);
+      if (skippedChannel.hasSubscribers) {
+        skippedChannel.publish({
+          name,
+          id: String(instance?.id),
+          address,
+          port: typeof instance?.port === 'number' ? instance.port : undefined,
+          reason,
+        } satisfies SkippedInstanceMessage);
+      }
+    }
+    return kept ?? instances;
   }
 
   /** Refresh point: refresh a name in use; let an unused one lapse at expiry. */
@@ -269,25 +436,31 @@ export class ResolutionCache {
       entry.staleTimer = undefined;
       this.#drop(entry);
     }, this.settings.staleTtl);
-    this.#retryStale(entry);
+    // The query that just failed was the last try: the next one waits its (jittered) turn.
+    entry.retryMs = STALE_RETRY_MIN_MS;
+    this.#nextStaleRetry(entry);
   }
 
-  #retryStale(entry: CacheEntry): void {
-    void this.refresh(entry);
-    const wait = entry.staleRetryMs;
-    entry.staleRetryMs = Math.min(wait * 2, STALE_RETRY_MAX_MS);
-    entry.timer = this.#clock.setTimeout(() => this.#retryStale(entry), wait);
+  #nextStaleRetry(entry: CacheEntry): void {
+    const wait = entry.retryMs;
+    entry.retryMs = Math.min(wait * 2, STALE_RETRY_MAX_MS);
+    entry.timer = this.#clock.setTimeout(() => {
+      void this.refresh(entry);
+      this.#nextStaleRetry(entry);
+    }, jitter(wait));
   }
 
   #failed(entry: CacheEntry, cause: unknown): void {
     if (entry.evicted) return;
-    const error =
+    const error = scrubError(
       cause instanceof SignpostError
         ? cause
-        : new ResolveError(`Resolving ${entry.name} failed unexpectedly: ${String(cause)}`, {
-            hostname: entry.name,
-            cause,
-          });
+        : new ResolveError(
+            `Resolving ${entry.name} failed unexpectedly (${cause instanceof Error ? cause.name : typeof cause}): ` +
+              'this is a bug in signpost, please report it',
+            { hostname: entry.name, cause },
+          ),
+    );
     if (resolveErrorChannel.hasSubscribers) {
       resolveErrorChannel.publish({ name: entry.name, error, serving: entry.instances.length });
     }
@@ -299,13 +472,29 @@ export class ResolutionCache {
     entry.error = error;
     if (entry.state === 'negative') this.#clearTimers(entry);
     if (entry.expired) this.#stale(entry);
-    else if (entry.state !== 'fresh' && entry.state !== 'stale') entry.state = 'cold';
+    else if (entry.state !== 'fresh' && entry.state !== 'stale') this.#failedCold(entry);
+  }
+
+  /**
+   * Nothing to serve and the registry failed: callers get the error at once until the backoff
+   * has passed (250 ms, doubling to 1 s, jittered); then the next caller asks again.
+   */
+  #failedCold(entry: CacheEntry): void {
+    this.#clearTimers(entry);
+    entry.state = 'failed';
+    const wait = entry.retryMs === 0 ? FAILED_RETRY_MIN_MS : Math.min(entry.retryMs * 2, FAILED_RETRY_MAX_MS);
+    entry.retryMs = wait;
+    entry.timer = this.#clock.setTimeout(() => {
+      entry.timer = undefined;
+      entry.state = 'cold';
+    }, jitter(wait));
   }
 
   #negative(entry: CacheEntry, error: SignpostError): void {
     this.#clearTimers(entry);
     entry.state = 'negative';
     entry.expired = false;
+    entry.retryMs = 0;
     entry.error = error;
     entry.resolution = undefined;
     this.#serve(entry, EMPTY);
@@ -356,6 +545,9 @@ export class ResolutionCache {
 
   close(): void {
     this.#abort.abort();
+    const entries = [...this.#busy.values(), ...this.#entries.values()];
+    this.#busy.clear();
     this.#entries.clear();
+    for (const entry of entries) this.#dispose(entry);
   }
 }

@@ -6,10 +6,13 @@
  * set changes, so `pickSync` is one Map lookup and one synchronous `pick`.
  */
 import { channel } from 'node:diagnostics_channel';
+import { AddressPolicy, validateAddressOptions } from './address-policy.ts';
 import { CacheEntry, ResolutionCache, validateCacheOptions } from './cache.ts';
 import { systemClock, type Clock } from './clock.ts';
+import { CallbackReporter, containBalancerFactory, containClock } from './contain.ts';
 import {
   ClosedError,
+  InvalidArgumentError,
   NoInstancesError,
   NotFoundError,
   ResolveError,
@@ -27,8 +30,17 @@ import { parseStaticOverride, StaticResolver } from './resolvers/static.ts';
 import { DnsClient, validateDnsOptions } from './dns/client.ts';
 import { Aliases, isIpLiteral, normalizeName, Router, validateAliases, type Alias, type RouteRule } from './routing.ts';
 import { validateNamespaces, validateServices } from './service-config.ts';
-import type { Balancer, Instance, Resolver } from './types.ts';
-import { checkKeys, checkObject, checkOneOf, isHostname } from './validate.ts';
+import type { Balancer, BalancerFactory, Instance, Resolver } from './types.ts';
+import {
+  checkClock,
+  checkFunction,
+  checkHostArgument,
+  checkKeys,
+  checkObject,
+  checkOneOf,
+  describe as describeValue,
+  isHostname,
+} from './validate.ts';
 
 const aliasChannel = channel('signpost:alias:use');
 
@@ -72,11 +84,15 @@ const KNOWN_OPTIONS = [
   'subnets',
   'ejection',
   'clock',
+  'addresses',
 ] as const;
 
 export class Discovery {
   readonly #clock: Clock;
   readonly #cache: ResolutionCache;
+  /** Reports the user's callbacks (listeners, balancers, clock) that throw. */
+  readonly #reporter = new CallbackReporter();
+  readonly #balancer: DiscoveryOptions['balancer'];
   readonly #router: Router;
   readonly #aliases: Aliases;
   readonly #unlistedDns: boolean;
@@ -88,7 +104,7 @@ export class Discovery {
   readonly #live = new Map<string, number>();
   readonly #listeners = new Set<(change: InstancesChange) => void>();
   readonly #aliasUses = new Map<string, number>();
-  readonly #options: DiscoveryOptions;
+  #options: DiscoveryOptions;
   #dns: DnsClient | undefined;
   #cloudMap: CloudMapClient | undefined;
   #closed = false;
@@ -111,14 +127,23 @@ export class Discovery {
     if (options.cloudMap !== undefined) validateCloudMapOptions(options.cloudMap);
     validateBalancerOptions(options);
     validateZoneOptions(options);
+    if (options.clock !== undefined) checkClock('clock', options.clock);
+    if (options.addresses !== undefined) validateAddressOptions(options.addresses);
+    const policy = new AddressPolicy(options.addresses);
     this.#options = options;
-    this.#clock = options.clock ?? systemClock;
+    this.#clock = containClock(options.clock ?? systemClock, this.#reporter);
+    this.#balancer =
+      typeof options.balancer === 'function'
+        ? containBalancerFactory(options.balancer as BalancerFactory, this.#reporter)
+        : options.balancer;
+    checkStaticAddresses(services, policy, 'services');
 
     // Local development: SIGNPOST_STATIC overrides the registry for the names it lists.
     const override = process.env.SIGNPOST_STATIC;
     if (override) {
       for (const [name, instances] of parseStaticOverride(override)) {
         services[name] = { via: 'static', instances };
+        checkStaticAddresses({ [name]: services[name] }, policy, 'SIGNPOST_STATIC');
       }
     }
 
@@ -127,11 +152,16 @@ export class Discovery {
     this.#router = new Router(services, options.namespaces ?? {}, (config, rule) => this.#makeResolver(config, rule));
     this.health = new HealthTracker(options.ejection, this.#clock);
     const zoneOf = options.subnets === undefined ? undefined : createSubnetMatcher(options.subnets);
-    this.#cache = new ResolutionCache(cache, this.#clock, {
-      onChange: (entry, previous) => this.#entryChanged(entry, previous),
-      onEvict: (entry) => this.#entryEvicted(entry),
-      ...(zoneOf && { mapInstances: (instances) => withZones(instances, zoneOf) }),
-    });
+    this.#cache = new ResolutionCache(
+      cache,
+      this.#clock,
+      {
+        onChange: (entry, previous) => this.#entryChanged(entry, previous),
+        onEvict: (entry) => this.#entryEvicted(entry),
+        ...(zoneOf && { mapInstances: (instances) => withZones(instances, zoneOf) }),
+      },
+      policy,
+    );
     this.#zoneWanted = (options.zone ?? process.env.SIGNPOST_ZONE) !== undefined && options.zoneAffinity !== false;
     this.zone = this.#findZone(options.zone);
   }
@@ -200,6 +230,7 @@ export class Discovery {
    * `aliases`, or any DNS name with `unlisted: 'dns'`); the agent passes the others through.
    */
   handles(host: string): boolean {
+    checkHostArgument('handles()', host);
     const name = normalizeName(host);
     if (isIpLiteral(name) || !isHostname(name)) return false;
     return this.#unlistedDns || this.#aliases.has(name) || this.#router.route(name).listed;
@@ -208,31 +239,65 @@ export class Discovery {
   /**
    * The instances of a name. A warm name answers at once; a cold one waits for one query shared
    * with every concurrent caller. Rejects with a SignpostError: NOT_FOUND, NO_INSTANCES,
-   * RESOLVE or CLOSED.
+   * RESOLVE, INVALID_ARG or CLOSED.
    */
-  async resolve(host: string): Promise<Instance[]> {
-    const view = this.#viewOf(host);
-    if (view.instances.length === 0) {
-      const pending: Array<Promise<void>> = [];
-      for (const entry of view.entries) {
-        const wait = this.#cache.ensure(entry);
-        if (wait !== undefined) pending.push(wait);
-      }
-      if (pending.length > 0) await Promise.all(pending);
-      if (this.#closed) throw new ClosedError();
-      if (view.instances.length === 0) throw this.#emptyError(view);
+  resolve(host: string): Promise<Instance[]> {
+    let view: View;
+    try {
+      view = this.#viewOf(host, 'resolve()');
+    } catch (error) {
+      return Promise.reject(error as Error);
     }
-    this.#used(view);
-    return view.instances.slice();
+    if (view.instances.length > 0) {
+      this.#used(view);
+      return Promise.resolve(view.instances.slice());
+    }
+    return this.#whenReady(view, copyInstances);
   }
 
   /** One balanced instance, resolving the name first if needed. */
-  async pick(host: string): Promise<Instance> {
-    await this.resolve(host);
-    const view = this.#viewOf(host);
-    const instance = view.balancer.pick();
-    if (instance === undefined) throw this.#emptyError(view);
-    return instance;
+  pick(host: string): Promise<Instance> {
+    let view: View;
+    try {
+      view = this.#viewOf(host, 'pick()');
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+    // A warm name: no async function, no await, one settled promise.
+    if (view.instances.length > 0) {
+      this.#used(view);
+      const instance = view.balancer.pick();
+      return instance === undefined ? Promise.reject(this.#emptyError(view)) : Promise.resolve(instance);
+    }
+    return this.#whenReady(view, (ready) => {
+      const instance = ready.balancer.pick();
+      if (instance === undefined) throw this.#emptyError(ready);
+      return instance;
+    });
+  }
+
+  /**
+   * Waits until the view's entries have an answer, then reads it with `read`. The entries are
+   * held meanwhile: however many names are resolved at once, the cache bound never evicts an
+   * entry before its callers have read it.
+   */
+  async #whenReady<T>(view: View, read: (view: View) => T): Promise<T> {
+    const pending: Array<Promise<void>> = [];
+    for (const entry of view.entries) {
+      const wait = this.#cache.ensure(entry);
+      if (wait !== undefined) pending.push(wait);
+    }
+    const cache = this.#cache;
+    for (const entry of view.entries) cache.hold(entry);
+    try {
+      if (pending.length > 0) await Promise.all(pending);
+      if (this.#closed) throw new ClosedError();
+      if (view.instances.length === 0) throw this.#emptyError(view);
+      this.#used(view);
+      return read(view);
+    } finally {
+      for (const entry of view.entries) cache.release(entry);
+    }
   }
 
   /**
@@ -241,6 +306,12 @@ export class Discovery {
    * is returned while one remains.
    */
   pickSync(host: string, exclude?: ReadonlySet<string>): Instance | undefined {
+    if (typeof host !== 'string') checkHostArgument('pickSync()', host);
+    if (exclude !== undefined && typeof (exclude as Partial<ReadonlySet<string>>).has !== 'function') {
+      throw new InvalidArgumentError(
+        `Invalid argument to pickSync(): exclude is ${describeValue(exclude)}; expected a Set of instance keys (address:port)`,
+      );
+    }
     // Views are keyed by the normalized name; only a miss pays for normalizing (`Orders.local.`).
     const view = this.#views.get(host) ?? this.#views.get(normalizeName(host));
     if (view === undefined) return undefined;
@@ -259,16 +330,28 @@ export class Discovery {
 
   /** The instances served for a host now, without I/O (empty when not resolved). */
   instancesSync(host: string): readonly Instance[] {
+    checkHostArgument('instancesSync()', host);
     return this.#views.get(normalizeName(host))?.instances ?? [];
   }
 
   /** True while some cached name still serves this instance key (`address:port`). */
   hasInstance(key: string): boolean {
+    if (typeof key !== 'string') {
+      throw new InvalidArgumentError(
+        `Invalid argument to hasInstance(): got ${describeValue(key)}; expected an instance key such as "10.0.1.5:8080"`,
+      );
+    }
     return this.#live.has(key);
   }
 
-  /** Called whenever the instances of a resolved name change. Returns an unsubscribe function. */
+  /**
+   * Called whenever the instances of a resolved name change. Returns an unsubscribe function.
+   * A listener that throws is contained: reported on `signpost:callback:error` (and once as a
+   * `SIGNPOST_CALLBACK_ERROR` warning), never stopping the cache or the other listeners.
+   */
   onChange(listener: (change: InstancesChange) => void): () => void {
+    checkFunction('onChange() listener', listener);
+    if (this.#closed) return () => false;
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
   }
@@ -282,6 +365,10 @@ export class Discovery {
     };
   }
 
+  /**
+   * Stops every query and timer and releases every cached name, even while this object stays
+   * referenced. Idempotent; afterwards `resolve()` and `pick()` reject with SIGNPOST_ERR_CLOSED.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
@@ -289,10 +376,19 @@ export class Discovery {
     for (const view of this.#views.values()) view.balancer.close?.();
     this.#views.clear();
     this.#viewsByName.clear();
+    // The balancers have left the tracker: the health state of every instance can go.
+    this.health.forget([...this.#live.keys()]);
     this.health.close();
+    this.#live.clear();
+    this.#aliasUses.clear();
     this.#listeners.clear();
-    this.#dns?.close();
-    await this.#cloudMap?.close();
+    this.#options = {};
+    const dns = this.#dns;
+    const cloudMap = this.#cloudMap;
+    this.#dns = undefined;
+    this.#cloudMap = undefined;
+    dns?.close();
+    await cloudMap?.close();
   }
 
   #used(view: View): void {
@@ -310,7 +406,8 @@ export class Discovery {
     }
   }
 
-  #viewOf(host: string): View {
+  #viewOf(host: string, method: string): View {
+    checkHostArgument(method, host);
     if (this.#closed) throw new ClosedError();
     let view = this.#views.get(host);
     if (view !== undefined) return view;
@@ -330,7 +427,7 @@ export class Discovery {
     else names = [alias.to, alias.from];
     const entries = names.map((n) => this.#cache.entry(n, this.#resolverFor(n)));
     const balancer = createBalancer(name, {
-      balancer: this.#options.balancer,
+      balancer: this.#balancer,
       zone: this.#zone,
       // Without a zone to prefer, the zone layer would only add a hop to every pick.
       zoneAffinity: this.#zoneWanted ? this.#options.zoneAffinity : false,
@@ -397,7 +494,13 @@ export class Discovery {
     if (gone.length > 0) this.health.forget(gone);
     if (this.#listeners.size > 0 && (added.length > 0 || removed.length > 0)) {
       const change: InstancesChange = { name: entry.name, instances: entry.instances, added, removed };
-      for (const listener of this.#listeners) listener(change);
+      for (const listener of this.#listeners) {
+        try {
+          listener(change);
+        } catch (error) {
+          this.#reporter.report('onChange listener', error, entry.name);
+        }
+      }
     }
   }
 
@@ -436,6 +539,29 @@ export class Discovery {
         ': check that its tasks/pods are running, registered and passing health checks',
       { hostname: view.host },
     );
+  }
+}
+
+function copyInstances(view: View): Instance[] {
+  return view.instances.slice();
+}
+
+/**
+ * Static instances must pass the address policy: a static service (or `SIGNPOST_STATIC`) that
+ * names a link-local or multicast address is a constructor error, not a silent skip.
+ */
+function checkStaticAddresses(services: Record<string, ServiceConfig>, policy: AddressPolicy, source: string): void {
+  for (const [name, config] of Object.entries(services)) {
+    if (config.via !== 'static') continue;
+    config.instances.forEach((instance, i) => {
+      const reason = policy.refuse(instance.address);
+      if (reason === undefined) return;
+      const where = source === 'services' ? `services[${JSON.stringify(name)}].instances[${i}].address` : `SIGNPOST_STATIC entry for ${name}`;
+      throw new InvalidArgumentError(
+        `Invalid ${where}: ${JSON.stringify(instance.address)} is never used as an instance: it is ${reason}`,
+        { hostname: name },
+      );
+    });
   }
 }
 

@@ -1,4 +1,6 @@
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { describe, expect, test } from 'vitest';
+import { AddressPolicy } from '../src/address-policy.ts';
 import { CacheEntry, ResolutionCache, validateCacheOptions, type CacheHooks } from '../src/cache.ts';
 import { NotFoundError, ResolveError } from '../src/errors.ts';
 import type { Instance, Resolution, ResolveContext, Resolver } from '../src/types.ts';
@@ -262,7 +264,9 @@ describe('ResolutionCache', () => {
       },
     });
     expect(entry.error?.code).toBe('SIGNPOST_ERR_RESOLVE');
-    expect(entry.error?.cause).toBeInstanceOf(TypeError);
+    // The foreign error is kept by name only: its message may hold anything.
+    expect(entry.error?.cause).toMatchObject({ name: 'TypeError' });
+    expect(String((entry.error?.cause as Error).message)).not.toContain('boom');
   });
 
   test('maxNames bounds the cache; an evicted entry leaves no timer and aborts its query', async () => {
@@ -302,5 +306,199 @@ describe('ResolutionCache', () => {
     ['fast'],
   ])('invalid cache options %j are rejected with SIGNPOST_ERR_INVALID_ARG', (options) => {
     expect(() => validateCacheOptions(options)).toThrow(expect.objectContaining({ code: 'SIGNPOST_ERR_INVALID_ARG' }));
+  });
+});
+
+describe('failure caching', () => {
+  const servfail = async (): Promise<Resolution> => {
+    throw new ResolveError('SERVFAIL', { hostname: 'a.test' });
+  };
+
+  test('a cold name the registry fails on: one query, then the error at once until a jittered backoff', async () => {
+    const { clock, cache } = setup();
+    const r = new Scripted();
+    r.answer = servfail;
+    const entry = cache.entry('a.test', r);
+    await Promise.all(Array.from({ length: 32 }, () => cache.ensure(entry)));
+    expect(r.calls).toBe(1);
+    expect(entry.state).toBe('failed');
+    expect(entry.error?.code).toBe('SIGNPOST_ERR_RESOLVE');
+    // Within the backoff (250 ms ± 25%), callers get the error without a query.
+    await clock.run(187);
+    expect(cache.ensure(entry)).toBeUndefined();
+    expect(r.calls).toBe(1);
+    await clock.run(126); // past 250 ms + 25%
+    expect(entry.state).toBe('cold');
+    await cache.ensure(entry);
+    expect(r.calls).toBe(2);
+  });
+
+  test('the backoff doubles to about a second: ~1 query per second per failing name, however many callers', async () => {
+    const { clock, cache } = setup();
+    const r = new Scripted();
+    r.answer = servfail;
+    const entry = cache.entry('a.test', r);
+    // 32 callers asking every 10 ms for 60 s.
+    for (let t = 0; t < 60_000; t += 10) {
+      for (let c = 0; c < 32; c++) void cache.ensure(entry);
+      await clock.run(10);
+    }
+    // 250 + 500 + 1000 × n (each ± 25%): 60 s hold at most 3 + 60 / 0.75 queries, on average 61.
+    expect(r.calls).toBeGreaterThan(45);
+    expect(r.calls).toBeLessThanOrEqual(3 + 60 / 0.75);
+  });
+
+  test('a success resets the backoff; NXDOMAIN is negative, not failed', async () => {
+    const { clock, cache } = setup();
+    const r = new Scripted();
+    r.answer = servfail;
+    const entry = cache.entry('a.test', r);
+    for (let i = 0; i < 4; i++) {
+      await cache.ensure(entry);
+      await clock.run(1300);
+    }
+    expect(entry.retryMs).toBe(1000);
+    r.answer = async () => ({ instances: [inst('10.0.0.1')], ttl: 10_000 });
+    await cache.ensure(entry);
+    expect(entry.state).toBe('fresh');
+    expect(entry.retryMs).toBe(0);
+    await clock.run(10_000); // unused: lapses
+    r.answer = async () => {
+      throw new NotFoundError('NXDOMAIN', { hostname: 'a.test' });
+    };
+    await cache.ensure(entry);
+    expect(entry.state).toBe('negative');
+  });
+
+  test('stale retries are jittered: a fleet that failed together does not retry together', async () => {
+    const times: number[][] = [];
+    for (let p = 0; p < 8; p++) {
+      const { clock, cache } = setup({ staleTtl: 300_000 });
+      const r = new Scripted();
+      const entry = await warm(cache, r);
+      entry.used = true;
+      const at: number[] = [];
+      r.answer = async () => {
+        at.push(clock.now());
+        throw new ResolveError('timeout', { hostname: 'a.test' });
+      };
+      await clock.run(70_000);
+      times.push(at);
+    }
+    // Each process: the refresh at 10 s, then retries after ~1, 2, 4, 8, 16, 30 s (each ± 25%).
+    for (const at of times) {
+      expect(at[0]).toBe(10_000);
+      const gaps = at.slice(1).map((t, i) => t - at[i]!);
+      const nominal = [1000, 2000, 4000, 8000, 16_000, 30_000];
+      gaps.forEach((gap, i) => {
+        expect(gap).toBeGreaterThanOrEqual(nominal[i]! * 0.75 - 1);
+        expect(gap).toBeLessThanOrEqual(nominal[i]! * 1.25 + 1);
+      });
+    }
+    const firstRetries = new Set(times.map((at) => at[1]));
+    expect(firstRetries.size).toBeGreaterThan(4);
+  });
+});
+
+describe('the bound never fails a name being resolved', () => {
+  test('entries with a query in flight or callers waiting are not evicted; the cache shrinks back after', async () => {
+    const { cache, evicted } = setup({ maxNames: 10 });
+    const answers: Array<() => void> = [];
+    const r = new Scripted();
+    r.answer = () =>
+      new Promise((resolve) => {
+        const address = `10.0.${answers.length >> 8}.${answers.length & 255}`;
+        answers.push(() => resolve({ instances: [inst(address)], ttl: 10_000 }));
+      });
+    const entries = Array.from({ length: 30 }, (_, i) => cache.entry(`n${i}.test`, r));
+    const read: Array<Promise<string | undefined>> = entries.map(async (entry) => {
+      cache.hold(entry);
+      try {
+        await cache.ensure(entry);
+        return entry.instances[0]?.address;
+      } finally {
+        cache.release(entry);
+      }
+    });
+    expect(cache.size).toBe(30);
+    expect(evicted).toEqual([]);
+    for (const answer of answers) answer();
+    const addresses = await Promise.all(read);
+    expect(addresses.every((a) => a?.startsWith('10.0.'))).toBe(true);
+    expect(new Set(addresses).size).toBe(30);
+    expect(cache.size).toBe(10);
+    expect(evicted).toHaveLength(20);
+  });
+
+  test('idle entries go first, least recently used first', async () => {
+    const { cache, evicted } = setup({ maxNames: 3 });
+    const r = new Scripted();
+    await warm(cache, r, 'a.test');
+    await warm(cache, r, 'b.test');
+    await warm(cache, r, 'c.test');
+    await warm(cache, r, 'd.test');
+    expect(evicted).toEqual(['a.test']);
+    expect(cache.peek('d.test')?.state).toBe('fresh');
+  });
+});
+
+describe('the address policy, applied to every answer', () => {
+  test('hostile addresses and bad ports are left out and reported', async () => {
+    const { cache } = setup();
+    const skipped: unknown[] = [];
+    const onSkip = (message: unknown): void => void skipped.push(message);
+    subscribe('signpost:resolve:skipped-instance', onSkip);
+    try {
+      const r = new Scripted();
+      r.answer = async () => ({
+        instances: [
+          inst('0.0.0.0'),
+          inst('255.255.255.255'),
+          inst('224.0.0.1'),
+          inst('::'),
+          inst('ff02::1'),
+          inst('169.254.169.254'),
+          inst('fe80::1%lo'),
+          inst('10.0.0.7', 0),
+          inst('10.0.0.8', 70_000),
+          inst('10.0.0.1'),
+        ],
+        ttl: 10_000,
+      });
+      const entry = await warm(cache, r);
+      expect(entry.instances.map((i) => i.address)).toEqual(['10.0.0.1']);
+      expect(skipped).toHaveLength(9);
+      expect(skipped[5]).toMatchObject({ name: 'a.test', address: '169.254.169.254', port: 80, reason: expect.stringMatching(/link-local/) });
+    } finally {
+      unsubscribe('signpost:resolve:skipped-instance', onSkip);
+    }
+  });
+
+  test('an answer of only refused addresses is NO_INSTANCES saying why', async () => {
+    const { cache } = setup();
+    const r = new Scripted();
+    r.answer = async () => ({ instances: [inst('169.254.169.254'), inst('0.0.0.0')], ttl: 10_000 });
+    const entry = await warm(cache, r);
+    expect(entry.state).toBe('negative');
+    expect(entry.error?.code).toBe('SIGNPOST_ERR_NO_INSTANCES');
+    expect(entry.error?.message).toMatch(/169\.254\.169\.254 \(link-local.*addresses\.allow/);
+    expect(entry.error?.message).toMatch(/0\.0\.0\.0 \(unspecified/);
+  });
+
+  test('addresses.allow lets a link-local address through', async () => {
+    const clock = new FakeClock();
+    const c = new ResolutionCache(validateCacheOptions({}), clock, { onChange() {}, onEvict() {} }, new AddressPolicy({ allow: ['169.254.170.2'] }));
+    const r = new Scripted();
+    r.answer = async () => ({ instances: [inst('169.254.170.2'), inst('169.254.169.254')], ttl: 10_000 });
+    const entry = await warm(c, r);
+    expect(entry.instances.map((i) => i.address)).toEqual(['169.254.170.2']);
+  });
+
+  test('a malformed answer is a typed error, not a crash', async () => {
+    const { cache } = setup();
+    const entry = await warm(cache, { resolve: async () => ({ ttl: 5 }) as unknown as Resolution });
+    expect(entry.error?.code).toBe('SIGNPOST_ERR_RESOLVE');
+    const nulls = await warm(cache, { resolve: async () => ({ instances: [null, 7, inst('10.0.0.1')], ttl: 5 }) as unknown as Resolution }, 'b.test');
+    expect(nulls.instances.map((i) => i.address)).toEqual(['10.0.0.1']);
   });
 });

@@ -133,6 +133,8 @@ describe('Discovery over bind9', () => {
     } finally {
       await bind.restart();
     }
+    // The failure is remembered for a jittered backoff (at most 1.25 s): then the name resolves.
+    await sleep(1300);
     expect(addresses(await d.resolve('stale.test.local'))).toEqual(['127.0.0.6']);
   });
 
