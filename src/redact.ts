@@ -2,8 +2,8 @@
  * Keeping secrets out of what signpost hands back: errors, their `cause` chains and diagnostics
  * messages. Errors that are not signpost's own (a credential provider's TypeError, an SDK error
  * echoing a signed request, a user callback's throw) are never passed on as they are: they are
- * replaced by a copy that keeps only their name, `code`, `errno`, `syscall` and HTTP status and
- * request id, never their message or stack. signpost's own messages are scrubbed of URL query
+ * replaced by a copy that keeps only their name, `code`, `errno`, `syscall`, HTTP status and
+ * request id (`$metadata`), never their message or stack. signpost's own messages are scrubbed of URL query
  * strings, URL credentials and `key=value` secrets, in case a value from outside slipped into one.
  */
 import { SignpostError } from './errors.ts';
@@ -48,7 +48,8 @@ export class ForeignError extends Error {
     const name = safeWord(o.name) ?? (original instanceof Error ? 'Error' : typeof original);
     const code = safeWord(o.code);
     const meta = o.$metadata as Record<string, unknown> | undefined;
-    const status = typeof meta?.httpStatusCode === 'number' ? meta.httpStatusCode : undefined;
+    const status =
+      typeof meta?.httpStatusCode === 'number' ? meta.httpStatusCode : typeof o.statusCode === 'number' ? o.statusCode : undefined;
     const requestId = safeWord(meta?.requestId);
     const cause = depth < MAX_CAUSE_DEPTH && o.cause !== undefined ? sanitizeCause(o.cause, depth + 1) : undefined;
     super(
