@@ -1,0 +1,67 @@
+/**
+ * close() releases every cached name, timer and health state even while the Discovery object
+ * stays referenced (a module-level singleton, a closure kept by a framework).
+ */
+import { getHeapStatistics, setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import { Discovery } from '../src/discovery.ts';
+import type { Instance } from '../src/types.ts';
+import { Bind9 } from './support/bind9.ts';
+
+const NAMES = 3000;
+let bind: Bind9;
+
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+
+async function heapAfterGc(): Promise<number> {
+  for (let i = 0; i < 4; i++) {
+    gc();
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  return getHeapStatistics().used_heap_size;
+}
+
+beforeAll(async () => {
+  const records: string[] = [];
+  for (let i = 0; i < NAMES; i++) {
+    for (let j = 0; j < 3; j++) records.push(`m${i} 300 IN A 127.${20 + j}.${i >> 8}.${i & 255}`);
+  }
+  bind = await Bind9.start({ zones: { 'mem.local': records.join('\n') }, querylog: false });
+});
+
+afterAll(async () => {
+  await bind?.close();
+});
+
+test(`a closed Discovery still referenced holds none of its ${NAMES} names`, async () => {
+  const before = await heapAfterGc();
+  const d = new Discovery({ dns: { servers: [bind.server] }, namespaces: { 'mem.local': { via: 'dns', family: 4, port: 8080 } } });
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 64 }, async () => {
+      while (next < NAMES) await d.resolve(`m${next++}.mem.local`);
+    }),
+  );
+  for (let i = 0; i < NAMES; i += 10) d.pickSync(`m${i}.mem.local`);
+  d.onChange(() => {});
+  const samples: Array<WeakRef<Instance>> = [];
+  for (let i = 0; i < NAMES; i += 300) samples.push(new WeakRef(d.instancesSync(`m${i}.mem.local`)[0]!));
+  const full = await heapAfterGc();
+  expect(d.stats().names).toBe(NAMES);
+
+  await d.close();
+  const closed = await heapAfterGc();
+  // Still referenced, and answering as a closed Discovery does.
+  await expect(d.resolve('m1.mem.local')).rejects.toMatchObject({ code: 'SIGNPOST_ERR_CLOSED' });
+  expect(d.stats()).toMatchObject({ names: 0 });
+  expect(d.instancesSync('m1.mem.local')).toEqual([]);
+  expect(d.hasInstance('127.20.0.1:8080')).toBe(false);
+  expect(samples.filter((ref) => ref.deref() !== undefined)).toHaveLength(0);
+  const held = full - before;
+  const kept = closed - before;
+  expect(held).toBeGreaterThan(NAMES * 500);
+  // Code compiled on the way and the DNS client's buffers stay; the names do not.
+  expect(kept).toBeLessThan(held * 0.2);
+});
