@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { Bind9 } from '../test/support/bind9.ts';
 import { FakeCloudMap } from '../test/support/fake-cloudmap.ts';
 import type { RoundStats } from './measure.ts';
+import type { CacheResults } from './cache.ts';
 import { buildResults, renderSvg, renderTable, type Raw } from './report.ts';
 import {
   burstName,
@@ -92,8 +93,12 @@ function say(text: string): void {
 }
 
 /** Runs one part in a fresh child; `onMark` runs (and is awaited) at each phase boundary. */
-async function runChild(config: ChildConfig, onMark: (label: string) => Promise<void> | void = () => {}): Promise<unknown> {
-  const child: ChildProcess = fork(join(here, 'client.ts'), [], {
+async function runChild(
+  config: ChildConfig,
+  onMark: (label: string) => Promise<void> | void = () => {},
+  script = 'client.ts',
+): Promise<unknown> {
+  const child: ChildProcess = fork(join(here, script), [], {
     execArgv: ['--expose-gc'],
     env: { ...process.env, ECS_CONTAINER_METADATA_URI_V4: '', SIGNPOST_ZONE: '', SIGNPOST_STATIC: '' },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -192,6 +197,9 @@ async function main(): Promise<void> {
       heap.push(unwrap(await runChild({ ...base, part: 'heap', heapNames: names })));
     }
 
+    say('cache: warm pick() against a cacheable-lookup hit, heap per name in use');
+    const cache = unwrap<CacheResults>(await runChild({ ...base, part: 'cache' }, undefined, 'cache.ts'));
+
     const raw: Raw = {
       mode: quick ? 'quick' : 'full',
       date: new Date().toISOString(),
@@ -208,9 +216,17 @@ async function main(): Promise<void> {
     raw.durationS = Math.round((Date.now() - started) / 1000);
     const results = buildResults(raw);
     mkdirSync(out, { recursive: true });
-    writeFileSync(join(out, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
+    writeFileSync(join(out, 'results.json'), `${JSON.stringify({ ...results, cache }, null, 2)}\n`);
     writeFileSync(join(out, 'results.svg'), renderSvg(results));
     process.stdout.write(renderTable(results));
+    const mark = (met: boolean): string => (met ? 'met' : 'NOT met');
+    const { pick: warmPick, heap: perName } = cache;
+    process.stdout.write(
+      `\nCache goals (bench/cache.ts)\n` +
+        `  warm pick() ${warmPick.signpostNs.median.toFixed(0)} ns vs cacheable-lookup hit ${warmPick.cacheableLookupNs.median.toFixed(0)} ns: ` +
+        `${warmPick.ratio.median.toFixed(2)}× (${warmPick.ratio.min.toFixed(2)}–${warmPick.ratio.max.toFixed(2)}); goal ≤ 1.0×: ${mark(warmPick.met)}\n` +
+        `  heap per cached name in use (3 A records, ${perName.names} names): ${perName.bytesPerName} B; goal ≤ 1024 B: ${mark(perName.met)}\n`,
+    );
     say(`wrote ${join(out, 'results.json')} and ${join(out, 'results.svg')} in ${raw.durationS} s`);
   } finally {
     server.send({ type: 'close' });

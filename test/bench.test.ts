@@ -90,6 +90,14 @@ describe('npm run bench -- --quick', () => {
       expect(steady.lookupsPerNamePerSec).toBeGreaterThan(0);
     }
 
+    // bench/cache.ts: warm pick() against a cacheable-lookup hit, heap per name in use.
+    expect(stdout).toContain('Cache goals');
+    expect(results.cache.pick.ratio.median).toBeGreaterThan(0);
+    expect(results.cache.pick.signpostNs.median).toBeGreaterThan(0);
+    expect(results.cache.heap.names).toBeGreaterThan(0);
+    expect(typeof results.cache.heap.bytesPerName).toBe('number');
+    expect(typeof results.cache.heap.met).toBe('boolean');
+
     expect(results.goals.length).toBeGreaterThanOrEqual(9);
     for (const goal of results.goals) {
       expect(typeof goal.goal).toBe('string');
