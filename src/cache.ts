@@ -23,7 +23,8 @@ import { channel } from 'node:diagnostics_channel';
 import { setMaxListeners } from 'node:events';
 import { LRUCache } from 'lru-cache';
 import { AddressPolicy, refusePort } from './address-policy.ts';
-import type { Clock, ClockTimer } from './clock.ts';
+import type { Clock } from './clock.ts';
+import { DeadlineQueue, type Deadline } from './deadlines.ts';
 import { NoInstancesError, NotFoundError, ResolveError, SignpostError } from './errors.ts';
 import { instanceKey, sameInstances } from './instance.ts';
 import { scrubError } from './redact.ts';
@@ -95,6 +96,13 @@ export type EntryState = 'cold' | 'fresh' | 'stale' | 'negative' | 'failed';
 
 const EMPTY: readonly Instance[] = Object.freeze([]);
 
+/** What an entry's one deadline does when it comes. */
+const REFRESH_DUE = 1;
+const EXPIRE = 2;
+const BACK_TO_COLD = 3;
+const STALE_RETRY = 4;
+type Task = typeof REFRESH_DUE | typeof EXPIRE | typeof BACK_TO_COLD | typeof STALE_RETRY;
+
 function byPriorityThenKey(a: Instance, b: Instance): number {
   if (a.priority !== b.priority) return a.priority - b.priority;
   const ka = instanceKey(a);
@@ -118,7 +126,7 @@ export interface SkippedInstanceMessage {
 }
 
 /** Fields of an entry the rest of signpost reads. */
-export class CacheEntry {
+export class CacheEntry implements Deadline {
   readonly name: string;
   readonly resolver: Resolver;
   state: EntryState = 'cold';
@@ -128,11 +136,20 @@ export class CacheEntry {
   error: SignpostError | undefined;
   /** Set by whoever serves this entry; read and cleared when a refresh is due. */
   used = false;
+  /** Owned by whoever serves this entry (Discovery keeps its views of the name here). */
+  views: unknown = undefined;
   /** The last successful resolution, when its resolver keeps state (revision gating). */
   resolution: Resolution | undefined;
   inflight: Promise<void> | undefined;
-  timer: ClockTimer | undefined;
-  staleTimer: ClockTimer | undefined;
+  /** The entry's one deadline (see {@link DeadlineQueue}) and what it does. */
+  dueAt = 0;
+  dueSeq = 0;
+  deadlineIndex = -1;
+  task: Task = REFRESH_DUE;
+  /** The clamped TTL of the answer served, for the refresh and expiry that follow it. */
+  ttl = 0;
+  /** While stale: when the answer stops being served, on the cache's clock. */
+  staleUntil = 0;
   /** The last backoff while the registry fails (stale retries, or a failed name); 0 when it does not. */
   retryMs = 0;
   /** Callers waiting for this entry's answer: while any do, it is not evicted. */
@@ -170,6 +187,8 @@ export class ResolutionCache {
   readonly #busy = new Map<string, CacheEntry>();
   /** Aborted by close(): every query in flight stops. */
   readonly #abort = new AbortController();
+  /** Every entry's refresh, expiry or backoff deadline, on one clock timer. */
+  readonly #deadlines: DeadlineQueue<CacheEntry>;
   #warnedFull = false;
   /** Upstream queries started, for stats and tests. */
   queries = 0;
@@ -179,6 +198,7 @@ export class ResolutionCache {
     this.#clock = clock;
     this.#hooks = hooks;
     this.#policy = policy;
+    this.#deadlines = new DeadlineQueue(clock, (entry) => this.#due(entry));
     // Shared by every query in flight, each of which may listen on it until it settles.
     setMaxListeners(0, this.#abort.signal);
     this.#entries = new LRUCache<string, CacheEntry>({
@@ -192,6 +212,38 @@ export class ResolutionCache {
 
   get size(): number {
     return this.#entries.size + this.#busy.size;
+  }
+
+  /** Deadlines waiting (one at most per entry), for tests. */
+  get scheduled(): number {
+    return this.#deadlines.size;
+  }
+
+  #at(entry: CacheEntry, delay: number, task: Task): void {
+    entry.task = task;
+    this.#deadlines.set(entry, delay);
+  }
+
+  #due(entry: CacheEntry): void {
+    switch (entry.task) {
+      case REFRESH_DUE:
+        this.#refreshDue(entry, entry.ttl);
+        return;
+      case EXPIRE:
+        this.#expired(entry);
+        return;
+      case BACK_TO_COLD:
+        entry.state = 'cold';
+        return;
+      case STALE_RETRY:
+        if (this.#clock.now() >= entry.staleUntil) {
+          this.#drop(entry);
+          return;
+        }
+        void this.refresh(entry);
+        this.#nextStaleRetry(entry);
+        return;
+    }
   }
 
   /**
@@ -358,7 +410,8 @@ export class ResolutionCache {
    * (the one place that decides it).
    */
   #scheduleRefresh(entry: CacheEntry, ttl: number): void {
-    entry.timer = this.#clock.setTimeout(() => this.#refreshDue(entry, ttl), Math.floor(ttl * this.settings.refreshAhead));
+    entry.ttl = ttl;
+    this.#at(entry, Math.floor(ttl * this.settings.refreshAhead), REFRESH_DUE);
   }
 
   /**
@@ -402,12 +455,11 @@ export class ResolutionCache {
       this.#entries.get(entry.name);
       void this.refresh(entry);
     }
-    if (remaining > 0) entry.timer = this.#clock.setTimeout(() => this.#expired(entry), remaining);
+    if (remaining > 0) this.#at(entry, remaining, EXPIRE);
     else this.#expired(entry);
   }
 
   #expired(entry: CacheEntry): void {
-    entry.timer = undefined;
     // A refresh that succeeded would have replaced this timer: one is in flight, failed, or was
     // never asked for.
     if (entry.inflight !== undefined && entry.error === undefined) {
@@ -432,22 +484,17 @@ export class ResolutionCache {
     if (staleChannel.hasSubscribers) {
       staleChannel.publish({ name: entry.name, instances: entry.instances, error: entry.error });
     }
-    entry.staleTimer = this.#clock.setTimeout(() => {
-      entry.staleTimer = undefined;
-      this.#drop(entry);
-    }, this.settings.staleTtl);
+    entry.staleUntil = this.#clock.now() + this.settings.staleTtl;
     // The query that just failed was the last try: the next one waits its (jittered) turn.
     entry.retryMs = STALE_RETRY_MIN_MS;
     this.#nextStaleRetry(entry);
   }
 
+  /** The next retry while stale, or the end of serving stale if that comes first. */
   #nextStaleRetry(entry: CacheEntry): void {
     const wait = entry.retryMs;
     entry.retryMs = Math.min(wait * 2, STALE_RETRY_MAX_MS);
-    entry.timer = this.#clock.setTimeout(() => {
-      void this.refresh(entry);
-      this.#nextStaleRetry(entry);
-    }, jitter(wait));
+    this.#at(entry, Math.min(jitter(wait), entry.staleUntil - this.#clock.now()), STALE_RETRY);
   }
 
   #failed(entry: CacheEntry, cause: unknown): void {
@@ -484,10 +531,7 @@ export class ResolutionCache {
     entry.state = 'failed';
     const wait = entry.retryMs === 0 ? FAILED_RETRY_MIN_MS : Math.min(entry.retryMs * 2, FAILED_RETRY_MAX_MS);
     entry.retryMs = wait;
-    entry.timer = this.#clock.setTimeout(() => {
-      entry.timer = undefined;
-      entry.state = 'cold';
-    }, jitter(wait));
+    this.#at(entry, jitter(wait), BACK_TO_COLD);
   }
 
   #negative(entry: CacheEntry, error: SignpostError): void {
@@ -498,10 +542,7 @@ export class ResolutionCache {
     entry.error = error;
     entry.resolution = undefined;
     this.#serve(entry, EMPTY);
-    entry.timer = this.#clock.setTimeout(() => {
-      entry.timer = undefined;
-      entry.state = 'cold';
-    }, this.settings.negativeTtl);
+    this.#at(entry, this.settings.negativeTtl, BACK_TO_COLD);
   }
 
   /** Forget the answer: the next `ensure` queries again. */
@@ -527,10 +568,7 @@ export class ResolutionCache {
   }
 
   #clearTimers(entry: CacheEntry): void {
-    if (entry.timer !== undefined) this.#clock.clearTimeout(entry.timer);
-    if (entry.staleTimer !== undefined) this.#clock.clearTimeout(entry.staleTimer);
-    entry.timer = undefined;
-    entry.staleTimer = undefined;
+    this.#deadlines.cancel(entry);
   }
 
   #dispose(entry: CacheEntry): void {
@@ -545,6 +583,7 @@ export class ResolutionCache {
 
   close(): void {
     this.#abort.abort();
+    this.#deadlines.clear();
     const entries = [...this.#busy.values(), ...this.#entries.values()];
     this.#busy.clear();
     this.#entries.clear();

@@ -98,8 +98,6 @@ export class Discovery {
   readonly #unlistedDns: boolean;
   /** Host → view. Bounded by the cache: a view goes when one of its entries is evicted. */
   readonly #views = new Map<string, View>();
-  /** Resolved name → the views drawing on it. */
-  readonly #viewsByName = new Map<string, View[]>();
   /** Instance key → how many cache entries serve it (pools live while this is > 0). */
   readonly #live = new Map<string, number>();
   readonly #listeners = new Set<(change: InstancesChange) => void>();
@@ -375,7 +373,6 @@ export class Discovery {
     this.#cache.close();
     for (const view of this.#views.values()) view.balancer.close?.();
     this.#views.clear();
-    this.#viewsByName.clear();
     // The balancers have left the tracker: the health state of every instance can go.
     this.health.forget([...this.#live.keys()]);
     this.health.close();
@@ -435,11 +432,7 @@ export class Discovery {
     });
     view = new View(name, entries, alias, balancer);
     this.#views.set(name, view);
-    for (const n of names) {
-      const list = this.#viewsByName.get(n);
-      if (list === undefined) this.#viewsByName.set(n, [view]);
-      else list.push(view);
-    }
+    for (const entry of entries) addView(entry, view);
     this.#rebuild(view);
     return view;
   }
@@ -464,7 +457,9 @@ export class Discovery {
   }
 
   #entryChanged(entry: CacheEntry, previous: readonly Instance[]): void {
-    for (const view of this.#viewsByName.get(entry.name) ?? []) this.#rebuild(view);
+    const views = entry.views as View | View[] | undefined;
+    if (views instanceof View) this.#rebuild(views);
+    else if (views !== undefined) for (const view of views) this.#rebuild(view);
     let added: readonly Instance[];
     let removed: readonly Instance[];
     if (previous.length === 0 || entry.instances.length === 0) {
@@ -505,16 +500,12 @@ export class Discovery {
   }
 
   #entryEvicted(entry: CacheEntry): void {
-    const views = this.#viewsByName.get(entry.name) ?? [];
-    this.#viewsByName.delete(entry.name);
-    for (const view of views) {
+    const held = entry.views as View | View[] | undefined;
+    entry.views = undefined;
+    for (const view of held === undefined ? [] : held instanceof View ? [held] : held) {
       this.#views.delete(view.host);
       view.balancer.close?.();
-      for (const other of view.entries) {
-        if (other === entry) continue;
-        const list = this.#viewsByName.get(other.name);
-        if (list) list.splice(list.indexOf(view), 1);
-      }
+      for (const other of view.entries) if (other !== entry) removeView(other, view);
     }
   }
 
@@ -539,6 +530,25 @@ export class Discovery {
         ': check that its tasks/pods are running, registered and passing health checks',
       { hostname: view.host },
     );
+  }
+}
+
+/** Views are kept on the entries they draw on: one (most names), or an array (aliases). */
+function addView(entry: CacheEntry, view: View): void {
+  const views = entry.views as View | View[] | undefined;
+  if (views === undefined) entry.views = view;
+  else if (views instanceof View) entry.views = [views, view];
+  else views.push(view);
+}
+
+function removeView(entry: CacheEntry, view: View): void {
+  const views = entry.views as View | View[] | undefined;
+  if (views === view) entry.views = undefined;
+  else if (Array.isArray(views)) {
+    const at = views.indexOf(view);
+    if (at >= 0) views.splice(at, 1);
+    if (views.length === 1) entry.views = views[0];
+    else if (views.length === 0) entry.views = undefined;
   }
 }
 

@@ -277,7 +277,9 @@ describe('ResolutionCache', () => {
     await warm(cache, r, 'c.test');
     expect(cache.size).toBe(2);
     expect(evicted).toEqual(['a.test']);
-    expect(clock.pending).toBe(2);
+    // One deadline per cached name, all on one clock timer.
+    expect(cache.scheduled).toBe(2);
+    expect(clock.pending).toBe(1);
     let signal: AbortSignal | undefined;
     r.answer = (() => {
       signal = r.contexts.at(-1)?.signal;
@@ -288,6 +290,7 @@ describe('ResolutionCache', () => {
     cache.close();
     await flush();
     expect(signal?.aborted).toBe(true);
+    expect(cache.scheduled).toBe(0);
     expect(clock.pending).toBe(0);
   });
 

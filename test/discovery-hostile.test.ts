@@ -41,7 +41,7 @@ const cloudMap = mockCloudMap(TEST_REGION, () =>
 const msw = setupServer(cloudMap.handler);
 
 beforeAll(async () => {
-  msw.listen({ onUnhandledRequest: 'error' });
+  msw.listen({ onUnhandledFrame: 'error' });
   const burst = Array.from({ length: BURST }, (_, i) => `b${i}.burst 60 IN A ${burstAddress(i)}`);
   bind = await Bind9.start({
     zones: {

@@ -219,7 +219,7 @@ describe('generated Cloud Map payloads through the AWS SDK', () => {
     return call.operation === 'DiscoverInstances' ? discoverResponse(payload, 1, 'myapp.local', String(call.body.ServiceName)) : { InstancesRevision: 1 };
   });
   const msw = setupServer(cloudMap.handler);
-  beforeAll(() => msw.listen({ onUnhandledRequest: 'error' }));
+  beforeAll(() => msw.listen({ onUnhandledFrame: 'error' }));
   afterAll(() => msw.close());
 
   test('any payload: typed errors or valid, allowed instances; the cache stays bounded', async () => {

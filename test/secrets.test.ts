@@ -41,7 +41,7 @@ const cloudMap = mockCloudMap(TEST_REGION, () =>
     : discoverResponse([{ id: 'a', attributes: { AWS_INSTANCE_IPV4: '127.0.0.2', AWS_INSTANCE_PORT: '8080' } }], 1),
 );
 const msw = setupServer(cloudMap.handler);
-beforeAll(() => msw.listen({ onUnhandledRequest: 'error' }));
+beforeAll(() => msw.listen({ onUnhandledFrame: 'error' }));
 afterAll(() => msw.close());
 
 /** Every text an error exposes: message, String, stack, inspect, and the same down the cause chain. */
