@@ -204,6 +204,8 @@ describe('secrets never appear in errors, causes or diagnostics', () => {
     'signpost:resolve:done',
     'signpost:resolve:error',
     'signpost:resolve:stale',
+    'signpost:resolve:skipped-instance',
+    'signpost:callback:error',
     'signpost:alias:use',
     'signpost:pool:create',
     'signpost:pool:close',
