@@ -111,7 +111,9 @@ test(`${AGENT_NAMES} names through the agent at the default bound (${DEFAULT_MAX
   const fleet = await Fleet.start(1, { firstOctet: 41 });
   const port = fleet.instances[0]!.port;
   const agent = new DiscoveryAgent({
-    dns: { servers: [bind.server] },
+    // 12,000 cold lookups queue behind 128 in flight while the process serves 12,000 requests on
+    // a shared machine: generous DNS timeouts keep this about the cache bound, not DNS latency.
+    dns: { servers: [bind.server], timeout: 5000, tries: 3 },
     namespaces: { 'wide.overload.local': { via: 'dns', family: 4 } },
     connections: 32,
   });
@@ -127,7 +129,9 @@ test(`${AGENT_NAMES} names through the agent at the default bound (${DEFAULT_MAX
           if (response.statusCode === 200) ok++;
           else codes.set(`HTTP ${response.statusCode}`, (codes.get(`HTTP ${response.statusCode}`) ?? 0) + 1);
         } catch (error) {
-          const code = String((error as { code?: string }).code);
+          // What the last attempt met: a registry timeout under load is not the bound's doing.
+          const e = error as { code?: string; attempts?: Array<{ error: { code?: string } }> };
+          const code = `${String(e.code)}${e.attempts?.length ? ` (${String(e.attempts.at(-1)?.error.code)})` : ''}`;
           codes.set(code, (codes.get(code) ?? 0) + 1);
         }
       }),
