@@ -8,6 +8,8 @@
  *
  * Exit codes: 0 ok, 1 a failure (lookup or check), 2 bad arguments.
  */
+// First: on an unsupported Node it says so, before undici is evaluated.
+import './assert-node.ts';
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, type CliIo } from './args.ts';
