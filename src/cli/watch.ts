@@ -162,13 +162,15 @@ export async function runWatch(argv: readonly string[], io: CliIo): Promise<numb
     });
 
     const signals = io.signal === undefined ? done.signal : AbortSignal.any([done.signal, io.signal]);
-    // Asking regularly keeps the name "in use", so the cache refreshes it ahead of expiry.
+    // Asking regularly keeps the name "in use", so the cache refreshes it at expiry instead of
+    // dropping it (which would show as every instance leaving). A warm resolve costs no I/O:
+    // asking four times per TTL leaves room for a loaded machine's late timers.
     const timer = setInterval(() => {
       discovery.resolve(name).then(
         () => {},
         (error: unknown) => problem(error, 0),
       );
-    }, Math.max(50, Math.floor(interval / 2)));
+    }, Math.max(25, Math.floor(interval / 4)));
     await new Promise<void>((resolve) => {
       if (signals.aborted) resolve();
       else signals.addEventListener('abort', () => resolve(), { once: true });
