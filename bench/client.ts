@@ -35,7 +35,7 @@ interface CacheableLookupLike {
 }
 type CacheableLookupCtor = new (options: { resolver: dnsPromises.Resolver; lookup: false; maxTtl?: number }) => CacheableLookupLike;
 
-/** Peers are loaded by name at run time: they live in bench/node_modules, outside the library's typecheck. */
+/** Peers are loaded by name at run time: they are the bench workspace's dependencies, outside the library's typecheck. */
 async function loadCacheableLookup(): Promise<CacheableLookupCtor> {
   const name = 'cacheable-lookup';
   const module = (await import(name)) as { default: CacheableLookupCtor };

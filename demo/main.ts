@@ -41,6 +41,8 @@ interface Row {
   zones: string;
   result: string;
   ok: boolean;
+  /** The baseline: what the scene shows is the problem signpost solves, not a success. */
+  problem?: boolean;
 }
 const rows: Row[] = [];
 
@@ -66,9 +68,11 @@ function showSpread(tally: Tally, instances: readonly DemoInstance[] = fleet): v
   }
 }
 
+/** `ok`: the scene went as it should (for the baseline: it showed the problem). */
 function record(row: Omit<Row, 'ok'>, ok: boolean): void {
   rows.push({ ...row, ok });
-  screen.line(`  ${ok ? '✓' : '✗'} ${row.result}`);
+  const mark = !ok ? '✗' : row.problem ? '⚠ the problem:' : '✓';
+  screen.line(`  ${mark} ${row.result}`);
   screen.line();
 }
 
@@ -148,7 +152,7 @@ async function run(): Promise<boolean> {
   await screen.watch('first IP', firstIp, load(plain, `http://${first}:${port}/`, { total: REQUESTS, tally: firstIp }));
   showSpread(firstIp);
   record(
-    { scene: 'first IP (plain undici)', requests: firstIp.sent, failed: firstIp.failed, instances: used(firstIp), zones: zoneShares(firstIp), result: `${first} took ${percent(firstIp.byInstance.get(first ?? '') ?? 0, firstIp.ok)} of the traffic; 5 instances idle` },
+    { scene: 'first IP (plain undici)', requests: firstIp.sent, failed: firstIp.failed, instances: used(firstIp), zones: zoneShares(firstIp), result: `${first} took ${percent(firstIp.byInstance.get(first ?? '') ?? 0, firstIp.ok)} of the traffic; 5 instances idle`, problem: true },
     firstIp.byInstance.size === 1,
   );
 
@@ -282,7 +286,7 @@ async function run(): Promise<boolean> {
 
 function summary(): void {
   const header = ['scene', 'requests', 'failed', 'instances', 'zones a / b / c', 'result'];
-  const cells = rows.map((r) => [r.scene, String(r.requests), String(r.failed), r.instances, r.zones, r.ok ? 'ok' : 'UNEXPECTED']);
+  const cells = rows.map((r) => [r.scene, String(r.requests), String(r.failed), r.instances, r.zones, !r.ok ? 'UNEXPECTED' : r.problem ? 'the problem' : 'ok']);
   const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
   const format = (c: readonly string[]): string => c.map((v, i) => (i === 1 || i === 2 ? v.padStart(widths[i]!) : v.padEnd(widths[i]!))).join('  ').trimEnd();
   screen.line('Summary');

@@ -487,7 +487,8 @@ export class Discovery {
       }
     }
     if (gone.length > 0) this.health.forget(gone);
-    if (this.#listeners.size > 0 && (added.length > 0 || removed.length > 0)) {
+    // close() empties the cache: that is the end of watching, not a change to report.
+    if (!this.#closed && this.#listeners.size > 0 && (added.length > 0 || removed.length > 0)) {
       const change: InstancesChange = { name: entry.name, instances: entry.instances, added, removed };
       for (const listener of this.#listeners) {
         try {

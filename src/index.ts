@@ -1,3 +1,5 @@
+// First: on an unsupported Node it throws a clear error before undici is evaluated.
+import './assert-node.ts';
 export * from './errors.ts';
 export type * from './types.ts';
 export type * from './options.ts';

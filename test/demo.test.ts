@@ -48,7 +48,10 @@ describe('npm run demo', () => {
 
     const summary = stdout.slice(stdout.indexOf('\nSummary\n'));
     expect(summary).toMatch(/^scene\s+requests\s+failed\s+instances\s+zones a \/ b \/ c\s+result$/m);
-    expect(summary).toMatch(/^first IP \(plain undici\)\s+300\s+0\s+1 of 6\s+a 100% \/ b 0% \/ c 0%\s+ok$/m);
+    // The baseline is the problem the demo shows, never marked as a success.
+    expect(summary).toMatch(/^first IP \(plain undici\)\s+300\s+0\s+1 of 6\s+a 100% \/ b 0% \/ c 0%\s+the problem$/m);
+    expect(stdout).toMatch(/^ {2}⚠ the problem: 127\.0\.0\.\d took 100% of the traffic; 5 instances idle$/m);
+    expect(stdout).not.toMatch(/✓ 127\.0\.0\.\d took 100% of the traffic/);
     expect(summary).toMatch(/^signpost round-robin\s+300\s+0\s+6 of 6\s+a 33% \/ b 33% \/ c 33%\s+ok$/m);
     expect(summary).toMatch(/^zone affinity \(us-east-1a\)\s+300\s+0\s+2 of 6\s+a 100% \/ b 0% \/ c 0%\s+ok$/m);
     expect(summary).toMatch(/^instance killed mid-run\s+600\s+0\s+.*\s+ok$/m);

@@ -4,8 +4,9 @@
  */
 import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { afterAll, beforeAll, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, test } from 'vitest';
 import { Discovery } from '../src/discovery.ts';
+import type { InstancesChange } from '../src/discovery.ts';
 import type { Instance } from '../src/types.ts';
 import { Bind9 } from './support/bind9.ts';
 
@@ -64,4 +65,27 @@ test(`a closed Discovery still referenced holds none of its ${NAMES} names`, asy
   expect(held).toBeGreaterThan(NAMES * 500);
   // Code compiled on the way and the DNS client's buffers stay; the names do not.
   expect(kept).toBeLessThan(held * 0.2);
+});
+
+/** Closing a Discovery ends its onChange stream; it is not a change (every instance removed). */
+describe('Discovery.close()', () => {
+  it('fires no onChange: the names did not change, the watching ended', async () => {
+    const discovery = new Discovery({
+      services: {
+        'api.close.test': { via: 'static', instances: [{ address: '127.0.0.2', port: 8080 }, { address: '127.0.0.3', port: 8080 }] },
+        'web.close.test': { via: 'static', instances: [{ address: '127.0.0.4', port: 8080 }] },
+      },
+    });
+    const changes: InstancesChange[] = [];
+    discovery.onChange((change) => changes.push(change));
+    await discovery.resolve('api.close.test');
+    await discovery.resolve('web.close.test');
+    expect(changes.map((c) => [c.name, c.added.length, c.removed.length])).toEqual([
+      ['api.close.test', 2, 0],
+      ['web.close.test', 1, 0],
+    ]);
+
+    await discovery.close();
+    expect(changes).toHaveLength(2);
+  });
 });

@@ -8,6 +8,8 @@
  *
  * Exit codes: 0 ok, 1 a failure (lookup or check), 2 bad arguments.
  */
+// First: on an unsupported Node it says so, before undici is evaluated.
+import './assert-node.ts';
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError, type CliIo } from './args.ts';
@@ -20,10 +22,14 @@ export const USAGE = 'usage: signpost <resolve|watch|check> ... (signpost <comma
 
 const HELP = `${USAGE}
 
-  signpost resolve <name> [--via dns|srv|cloudmap] [--server host:port]   instances, ports, zones, TTL, and where the answer came from
-  signpost watch <name> [--interval ms] [--count N]                        instances joining and leaving as it happens
-  signpost check <config.json> [--path /health] [--timeout ms] [--json]    resolve, connect and call every instance; diagnose failures
+Client-side service discovery, debugged from the shell: what the registry says, who joins and
+leaves, and which instance is unreachable why.
 
+  signpost resolve <name> [--via dns|srv|cloudmap] [--server ip:port]      the instances the registry gives now, with TTL and source
+  signpost watch <name> [--interval ms] [--changes N] [--polls N]          instances joining and leaving as it happens
+  signpost check <config.json> [--path /health] [--scheme http|https]      resolve, connect and call every instance; diagnose failures
+
+signpost <command> --help describes every flag of a command.
 Exit codes: 0 ok, 1 a lookup or check failed, 2 bad arguments.
 `;
 

@@ -12,38 +12,59 @@ import {
   EXIT_FAILURE,
   EXIT_OK,
   explainFailure,
+  helpText,
+  missingRegion,
   nameArgument,
   parse,
   parseInteger,
-  SOURCE_OPTIONS,
+  SOURCE_FLAGS,
   sourceFromFlags,
+  usageOf,
+  withHelp,
   type CliIo,
+  type CommandSpec,
 } from './args.ts';
 import { clockTime, describeInstance, instanceJson, oneLine } from './format.ts';
 import { openSource } from './resolve.ts';
 
-export const WATCH_USAGE =
-  'usage: signpost watch <name> [--via dns|srv|cloudmap] [--server host:port]... [--srv NAME] [--port N] ' +
-  '[--region R] [--endpoint URL] [--timeout ms] [--interval ms] [--count N] [--json]';
-
 export const DEFAULT_WATCH_INTERVAL_MS = 2000;
 
-const WATCH_OPTIONS = {
-  ...SOURCE_OPTIONS,
-  interval: { type: 'string' },
-  count: { type: 'string' },
-} as const;
+export const WATCH_COMMAND = {
+  name: 'watch',
+  args: '<name>',
+  summary:
+    'Follows the instances of <name> as a signpost client sees them (through its cache, refreshed at least\n' +
+    'every --interval) and prints each change: an instance joining (+) or leaving (-), and registry failures (!)\n' +
+    'with what is still served. Runs until Ctrl-C, --changes or --polls.',
+  flags: withHelp({
+    ...SOURCE_FLAGS,
+    interval: {
+      type: 'string',
+      value: 'ms',
+      help: `ask the registry at least this often; a longer TTL is cut to it (default: ${DEFAULT_WATCH_INTERVAL_MS}; 100 to 3600000)`,
+    },
+    changes: { type: 'string', value: 'N', help: 'stop after N changes (instances joining or leaving)' },
+    polls: { type: 'string', value: 'N', help: 'stop after N answers from the registry, changed or not, so a stable name ends too' },
+  }),
+  notes:
+    'The first line shows the instances at the start: the first answer (poll 1), not a change. With --json,\n' +
+    'one JSON object per line: "instances" first, then "change" and "error", and "stopped" at the end.\n\n' +
+    'Exit codes: 0 stopped (Ctrl-C, --changes, --polls); 1 the registry could not be reached at the start;\n' +
+    '2 bad arguments. A name that does not exist yet is watched until it appears.',
+} as const satisfies CommandSpec;
 
 export async function runWatch(argv: readonly string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parse(argv, WATCH_OPTIONS, WATCH_USAGE);
+  const usage = usageOf(WATCH_COMMAND);
+  const { values, positionals } = parse(argv, WATCH_COMMAND);
   if (values.help) {
-    io.stdout.write(`${WATCH_USAGE}\n`);
+    io.stdout.write(helpText(WATCH_COMMAND));
     return EXIT_OK;
   }
-  const name = nameArgument(positionals, WATCH_USAGE);
-  const source = sourceFromFlags(name, values, WATCH_USAGE);
-  const interval = parseInteger('interval', values.interval, 100, 3_600_000, WATCH_USAGE) ?? DEFAULT_WATCH_INTERVAL_MS;
-  const count = parseInteger('count', values.count, 1, 1_000_000, WATCH_USAGE);
+  const name = nameArgument(positionals, usage);
+  const source = sourceFromFlags(name, values, usage);
+  const interval = parseInteger('interval', values.interval, 100, 3_600_000, usage) ?? DEFAULT_WATCH_INTERVAL_MS;
+  const maxChanges = parseInteger('changes', values.changes, 1, 1_000_000, usage);
+  const maxPolls = parseInteger('polls', values.polls, 1, 1_000_000, usage);
   const json = values.json === true;
   const { from, servers } = (() => {
     const opened = openSource(source);
@@ -67,8 +88,18 @@ export async function runWatch(argv: readonly string[], io: CliIo): Promise<numb
   });
 
   let changes = 0;
+  let polls = 0;
   let lastProblem = '';
   const done = new AbortController();
+  // Stops once the answer being handled has been printed: the registry's answer is published
+  // before the change it makes.
+  const stopSoon = (): void => {
+    setImmediate(() => done.abort());
+  };
+  const polled = (): void => {
+    polls += 1;
+    if (maxPolls !== undefined && polls >= maxPolls) stopSoon();
+  };
   const problem = (error: unknown, serving: number): void => {
     const message = oneLine(error);
     if (message === lastProblem) return;
@@ -80,9 +111,15 @@ export async function runWatch(argv: readonly string[], io: CliIo): Promise<numb
   };
   const onResolveError = (message: unknown): void => {
     const m = message as { name?: string; error?: unknown; serving?: number };
-    if (m.name === name) problem(m.error, m.serving ?? 0);
+    if (m.name !== name) return;
+    problem(m.error, m.serving ?? 0);
+    polled();
+  };
+  const onResolveDone = (message: unknown): void => {
+    if ((message as { name?: string }).name === name) polled();
   };
   subscribe('signpost:resolve:error', onResolveError);
+  subscribe('signpost:resolve:done', onResolveDone);
 
   const show = (instances: readonly Instance[]): void => {
     emit(
@@ -98,6 +135,8 @@ export async function runWatch(argv: readonly string[], io: CliIo): Promise<numb
     } catch (error) {
       // A registry that cannot be reached at all is an error; a name that does not exist (yet) is
       // worth watching: it may be registered while we look.
+      const region = missingRegion(error, source, usage);
+      if (region) throw region;
       if (!(error instanceof SignpostError) || error.code === 'SIGNPOST_ERR_RESOLVE' || error.code === 'SIGNPOST_ERR_INVALID_ARG') {
         io.stderr.write(`signpost watch: ${explainFailure(error, source, servers)}\n`);
         return EXIT_FAILURE;
@@ -119,26 +158,31 @@ export async function runWatch(argv: readonly string[], io: CliIo): Promise<numb
         `${[...added, ...removed].join('  ')}  → ${change.instances.length} instance${change.instances.length === 1 ? '' : 's'}: ${change.instances.map(instanceKey).join(', ')}`,
       );
       changes += 1;
-      if (count !== undefined && changes >= count) done.abort();
+      if (maxChanges !== undefined && changes >= maxChanges) stopSoon();
     });
 
     const signals = io.signal === undefined ? done.signal : AbortSignal.any([done.signal, io.signal]);
-    // Asking regularly keeps the name "in use", so the cache refreshes it ahead of expiry.
+    // Asking regularly keeps the name "in use", so the cache refreshes it at expiry instead of
+    // dropping it (which would show as every instance leaving). A warm resolve costs no I/O:
+    // asking four times per TTL leaves room for a loaded machine's late timers.
     const timer = setInterval(() => {
       discovery.resolve(name).then(
         () => {},
         (error: unknown) => problem(error, 0),
       );
-    }, Math.max(50, Math.floor(interval / 2)));
+    }, Math.max(25, Math.floor(interval / 4)));
     await new Promise<void>((resolve) => {
       if (signals.aborted) resolve();
       else signals.addEventListener('abort', () => resolve(), { once: true });
     });
     clearInterval(timer);
-    if (!json) io.stdout.write(`stopped after ${changes} change${changes === 1 ? '' : 's'}\n`);
+    const summary = `stopped after ${changes} change${changes === 1 ? '' : 's'} in ${polls} poll${polls === 1 ? '' : 's'}`;
+    if (json) emit({ event: 'stopped', changes, polls }, summary);
+    else io.stdout.write(`${summary}\n`);
     return EXIT_OK;
   } finally {
     unsubscribe('signpost:resolve:error', onResolveError);
+    unsubscribe('signpost:resolve:done', onResolveDone);
     await discovery.close();
   }
 }

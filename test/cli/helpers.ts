@@ -1,12 +1,18 @@
 /**
- * Runs the built `signpost` CLI (dist/cli/main.js, as `npm test` builds it) as a child process,
- * and starts HTTP instances on 127.0.0.x for it to check.
+ * Runs the `signpost` CLI in this process (`runMain`: its `main` with in-memory output), or the
+ * built one (dist/cli/main.js, as `npm test` builds it) as a child process (`runCli`, for what
+ * only a process shows: the bin, signals, exit codes), and starts HTTP instances on 127.0.0.x
+ * for it to check.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { createServer, type RequestListener, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { vi } from 'vitest';
+import { main } from '../../src/cli/main.ts';
+import type { TlsMaterial } from '../support/servers.ts';
 
 export const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 const SRC = fileURLToPath(new URL('../../src/cli/', import.meta.url));
@@ -40,6 +46,61 @@ export const CLI_ENV: Record<string, string> = {
   AWS_CONFIG_FILE: '/dev/null',
   AWS_SHARED_CREDENTIALS_FILE: '/dev/null',
 };
+
+/** Gives this process the environment every CLI run gets (call in beforeAll; undone by vi.unstubAllEnvs). */
+export function stubCliEnv(): void {
+  for (const [name, value] of Object.entries(CLI_ENV)) vi.stubEnv(name, value);
+  vi.stubEnv('SIGNPOST_STATIC', undefined);
+  vi.stubEnv('SIGNPOST_ZONE', undefined);
+}
+
+export interface MainResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs one command line through the CLI's `main`, in this process. `onStdout` sees the output
+ * so far as it comes, and may `stop()` the command as Ctrl-C would.
+ */
+export async function runMain(
+  args: readonly string[],
+  options: { onStdout?: (soFar: string, stop: () => void) => void; timeout?: number } = {},
+): Promise<MainResult> {
+  const controller = new AbortController();
+  const stop = (): void => controller.abort();
+  let stdout = '';
+  let stderr = '';
+  // A command that never ends fails the test instead of hanging it.
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    stop();
+  }, options.timeout ?? 20_000);
+  try {
+    const code = await main(args, {
+      stdout: {
+        write: (text: string) => {
+          stdout += text;
+          options.onStdout?.(stdout, stop);
+          return true;
+        },
+      },
+      stderr: {
+        write: (text: string) => {
+          stderr += text;
+          return true;
+        },
+      },
+      signal: controller.signal,
+    });
+    if (timedOut) throw new Error(`signpost ${args.join(' ')} did not end within ${options.timeout ?? 20_000} ms:\n${stdout}${stderr}`);
+    return { code, stdout, stderr };
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 export function spawnCli(args: readonly string[], env: Record<string, string> = {}): ChildProcess {
   const { SIGNPOST_STATIC: _s, SIGNPOST_ZONE: _z, ...parent } = process.env;
@@ -92,14 +153,15 @@ function listen(server: Server, address: string, port: number): Promise<number> 
   });
 }
 
-export async function startFleet(handlers: Record<string, RequestListener>): Promise<Fleet> {
+/** HTTP servers, or HTTPS ones with `tls`, on several loopback addresses and one port. */
+export async function startFleet(handlers: Record<string, RequestListener>, options: { tls?: TlsMaterial } = {}): Promise<Fleet> {
   const addresses = Object.keys(handlers);
   for (let attempt = 0; attempt < 20; attempt++) {
     const servers = new Map<string, Server>();
     let port = 0;
     try {
       for (const address of addresses) {
-        const server = createServer(handlers[address]!);
+        const server = options.tls ? createHttpsServer(options.tls, handlers[address]!) : createServer(handlers[address]!);
         server.keepAliveTimeout = 100;
         servers.set(address, server);
         port = await listen(server, address, port);

@@ -1,13 +1,15 @@
-/** `signpost watch`: instances joining and leaving a bind9 zone changed live with nsupdate. */
+/**
+ * `signpost watch` (in-process, but for a real SIGTERM): instances joining and leaving a bind9
+ * zone changed live with nsupdate.
+ */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Bind9 } from '../support/bind9.ts';
-import { assertBuilt, runCli } from './helpers.ts';
+import { assertBuilt, runCli, runMain } from './helpers.ts';
 
 const ZONE = 'watch.test';
 let dns: Bind9;
 
 beforeAll(async () => {
-  assertBuilt();
   dns = await Bind9.start({ zones: { [ZONE]: ['api 1 IN A 127.0.7.2', 'api 1 IN A 127.0.7.3', 'quiet 1 IN A 127.0.7.9'].join('\n') } });
 });
 
@@ -16,9 +18,9 @@ afterAll(async () => {
 });
 
 describe('signpost watch', () => {
-  it('shows an instance joining and one leaving, then ends after --count changes', async () => {
+  it('shows an instance joining and one leaving, then ends after --changes 2', async () => {
     let step = 0;
-    const result = await runCli(['watch', `api.${ZONE}`, '--server', dns.server, '--port', '8080', '--interval', '200', '--count', '2'], {
+    const result = await runMain(['watch', `api.${ZONE}`, '--server', dns.server, '--port', '8080', '--interval', '200', '--changes', '2'], {
       onStdout: (soFar) => {
         if (step === 0 && /api\.watch\.test: 2 instances/.test(soFar)) {
           step = 1;
@@ -36,10 +38,36 @@ describe('signpost watch', () => {
     expect(lines[1]).toMatch(/^\d\d:\d\d:\d\d\.\d{3} {2}api\.watch\.test: 2 instances: 127\.0\.7\.2:8080, 127\.0\.7\.3:8080$/);
     expect(result.stdout).toMatch(/^\S+ {2}\+ 127\.0\.7\.4:8080 {2}→ 3 instances: /m);
     expect(result.stdout).toMatch(/^\S+ {2}- 127\.0\.7\.2:8080 {2}→ 2 instances: 127\.0\.7\.3:8080, 127\.0\.7\.4:8080$/m);
-    expect(result.stdout).toMatch(/^stopped after 2 changes$/m);
+    expect(result.stdout).toMatch(/^stopped after 2 changes in \d+ polls$/m);
+    // Stopping is not a change: nothing after the two changes but the summary.
+    expect(lines.filter((l) => /^\S+ {2}[+-] /.test(l))).toHaveLength(2);
+    expect(result.stdout).not.toMatch(/→ 0 instances/);
   });
 
-  it('ends cleanly on SIGTERM', async () => {
+  it('--polls N ends on a stable name, with no change and no "everything removed" at the end', async () => {
+    const result = await runMain(['watch', `quiet.${ZONE}`, '--server', dns.server, '--interval', '200', '--polls', '3']);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    const lines = result.stdout.trimEnd().split('\n');
+    expect(lines).toHaveLength(3);
+    expect(lines[1]).toMatch(/ {2}quiet\.watch\.test: 1 instance: 127\.0\.7\.9$/);
+    expect(lines[2]).toBe('stopped after 0 changes in 3 polls');
+
+    const json = await runMain(['watch', `quiet.${ZONE}`, '--server', dns.server, '--interval', '200', '--polls', '2', '--json']);
+    expect(json.code).toBe(0);
+    const events = json.stdout.trimEnd().split('\n').map((l) => JSON.parse(l) as { event: string; changes?: number; polls?: number });
+    expect(events.map((e) => e.event)).toEqual(['instances', 'stopped']);
+    expect(events[1]).toMatchObject({ changes: 0, polls: 2 });
+  });
+
+  it('--polls 1 stops after the first answer', async () => {
+    const result = await runMain(['watch', `quiet.${ZONE}`, '--server', dns.server, '--polls', '1']);
+    expect(result.code).toBe(0);
+    expect(result.stdout.trimEnd().split('\n').at(-1)).toBe('stopped after 0 changes in 1 poll');
+  });
+
+  it('ends cleanly on SIGTERM (the built bin, as a process)', async () => {
+    assertBuilt();
     let sent = false;
     const result = await runCli(['watch', `quiet.${ZONE}`, '--server', dns.server, '--interval', '200', '--json'], {
       onStdout: (soFar, child) => {
@@ -59,15 +87,15 @@ describe('signpost watch', () => {
   it('says when the registry stops answering, and that it still serves what it knew', async () => {
     let state = 0;
     try {
-      const result = await runCli(['watch', `quiet.${ZONE}`, '--server', dns.server, '--interval', '200', '--timeout', '200'], {
-        onStdout: (soFar, child) => {
+      const result = await runMain(['watch', `quiet.${ZONE}`, '--server', dns.server, '--interval', '200', '--timeout', '200'], {
+        onStdout: (soFar, stop) => {
           if (state === 0 && /quiet\.watch\.test: 1 instance/.test(soFar)) {
             state = 1;
             void dns.pause();
           } else if (state === 1 && /^\S+ {2}! /m.test(soFar)) {
             state = 2;
             dns.resume();
-            child.kill('SIGTERM');
+            stop();
           }
         },
       });
@@ -80,7 +108,7 @@ describe('signpost watch', () => {
 
   it('keeps watching a name that does not exist yet, and shows it appear', async () => {
     let added = false;
-    const result = await runCli(['watch', `later.${ZONE}`, '--server', dns.server, '--interval', '200', '--count', '1'], {
+    const result = await runMain(['watch', `later.${ZONE}`, '--server', dns.server, '--interval', '200', '--changes', '1'], {
       onStdout: (soFar) => {
         if (!added && /later\.watch\.test does not exist/.test(soFar)) {
           added = true;
