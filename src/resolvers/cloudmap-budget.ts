@@ -1,37 +1,49 @@
 /**
  * The Cloud Map call budget of one client: a token bucket that every attempt spends (first
- * attempts and the SDK's retries alike), whose rate adapts to throttling the way TCP adapts to
- * loss (AIMD), and which tells the resolver how far to stretch its poll interval so the polling
- * fits the rate it may use.
+ * attempts and the SDK's retries alike), and the share of its full polling rate the client may
+ * use, which adapts to throttling the way TCP adapts to loss (AIMD). The resolver stretches its
+ * poll interval by the inverse of that share.
  *
  * Why it adapts: `maxCallsPerSecond` bounds one process, but Cloud Map's quota (about 1,000
  * DiscoverInstances calls a second, bursts of 2,000) is shared by every task of the account. A
  * fleet that outgrows it is told so only by RequestLimitExceeded; each process then halves the
- * rate it sends at, so the fleet as a whole backs off within a round, and grows back slowly.
+ * rate it polls at, so the fleet as a whole backs off within a round, and grows back linearly.
  */
 import type { Clock, ClockTimer } from '../clock.ts';
 
-/** The rate is cut at most this often: throttled answers of one round count as one signal. */
+/** The share is cut at most this often: throttled answers of one round count as one signal. */
 export const CUT_INTERVAL_MS = 2000;
-/** Each cut halves the rate sent at (TCP's multiplicative decrease). */
+/** Each cut halves the polling rate (TCP's multiplicative decrease): the poll interval doubles. */
 export const CUT_FACTOR = 0.5;
-/** After a throttling episode, the rate grows back to its ceiling over this long (additive increase). */
-export const RECOVERY_MS = 60_000;
 /**
- * Above the ceiling (the rate that was throttled, times {@link CEILING_SHARE}) it grows by the
- * ceiling over this long: about 3 % a minute, so a fleet probes for spare quota very slowly.
+ * Once throttling stops, the share doubles every {@link CUT_INTERVAL_MS} (or at once, on the
+ * first answer that is not throttled) up to {@link RESUME_FACTOR} of what it was when the
+ * throttling began (TCP's slow start to its threshold), then grows linearly, by the whole
+ * polling rate over this long (additive increase): after a storm the fleet is back at 70 % of its
+ * polling rate within seconds and at all of it within 20 s, and a fleet that outgrew the quota
+ * closes in on it slowly.
  */
-export const PROBE_MS = 30 * 60_000;
-/** The ceiling after a throttling episode: this share of the rate that was throttled. */
-export const CEILING_SHARE = 0.8;
-/** A throttling episode ends after this long without a throttled answer. */
+export const RECOVERY_MS = 60_000;
+/** Throttling counts as going on for this long after the last throttled answer. */
 export const EPISODE_QUIET_MS = 30_000;
-/** The poll interval is stretched at most this many times (5 s becomes 60 s). */
-export const MAX_STRETCH = 12;
-/** The share of its allowed rate a client plans to use for polling; the rest absorbs retries and the revision + full pairs. */
+/**
+ * The poll interval is stretched at most this many times (5 s becomes 30 s): a fleet of 1,000
+ * tasks using 10 names each then makes about 330 calls a second in a storm, and each task
+ * notices the storm's end within seconds.
+ */
+export const MAX_STRETCH = 6;
+/**
+ * After throttling, polling resumes at this share of where it was when the throttling began
+ * (CUBIC's and the AWS SDK's adaptive mode's β), then grows linearly.
+ */
+export const RESUME_FACTOR = 0.7;
+/**
+ * The share of the bucket's rate polling is planned to use; the rest absorbs retries, cold
+ * names and the revision + full call pairs of a change.
+ */
 export const POLL_SHARE = 0.9;
-/** How long the attempt rate is averaged over, in milliseconds. */
-const RATE_WINDOW_MS = 10_000;
+/** The bucket never refills slower than this, in calls a second. */
+const MIN_RATE = 1 / 60;
 
 interface Waiter {
   resolve: () => void;
@@ -41,11 +53,11 @@ interface Waiter {
 }
 
 export interface CallBudgetSnapshot {
-  /** The rate this client may send at now, in calls per second. */
+  /** The calls a second this client may make now (the bucket's rate). */
   readonly rate: number;
   /** The factor the poll interval is stretched by (1: not stretched). */
   readonly stretch: number;
-  /** Whether a throttling episode is going on (throttled in the last {@link EPISODE_QUIET_MS}). */
+  /** Whether Cloud Map throttled this client lately (within {@link EPISODE_QUIET_MS}). */
   readonly throttled: boolean;
   /** Calls waiting for a token. */
   readonly waiting: number;
@@ -53,33 +65,32 @@ export interface CallBudgetSnapshot {
 
 /**
  * A token bucket holding at most one second's worth of tokens, served in arrival order (a busy
- * service cannot starve a quiet one), with an adaptive rate between `minRate()` and `maxRate`.
+ * service cannot starve a quiet one). Unthrottled, it refills at `maxCallsPerSecond`; while
+ * throttling lasts, at the adapted share of the full polling rate, so retries and the cache's
+ * stale retries wait their turn instead of adding to the load.
  */
 export class CallBudget {
   readonly maxRate: number;
   readonly #clock: Clock;
-  /** Calls a second this client would make with no stretching (names in use ÷ poll interval). */
+  /** Calls a second this client makes with nothing stretched (names in use ÷ poll interval). */
   #demand = 0;
-  #rate: number;
-  #ceiling = Number.POSITIVE_INFINITY;
+  /** The share of the full polling rate in use: 1, or down to 1 / MAX_STRETCH. */
+  #share = 1;
+  /** Below this share it grows fast (doubling); above it, linearly. */
+  #threshold = 1;
   #tokens: number;
   #last: number;
+  #grownAt: number;
   #lastCut = Number.NEGATIVE_INFINITY;
   #lastThrottle = Number.NEGATIVE_INFINITY;
-  #grownAt: number;
-  /** Exponentially decayed count of attempts: `#sent / RATE_WINDOW` is the attempt rate. */
-  #sent = 0;
-  #sentAt: number;
   #timer: ClockTimer | undefined;
   readonly #waiters: Waiter[] = [];
 
   constructor(maxCallsPerSecond: number, clock: Clock) {
     this.maxRate = maxCallsPerSecond;
     this.#clock = clock;
-    this.#rate = maxCallsPerSecond;
     this.#tokens = Math.max(1, maxCallsPerSecond);
     this.#last = clock.now();
-    this.#sentAt = this.#last;
     this.#grownAt = this.#last;
   }
 
@@ -91,9 +102,9 @@ export class CallBudget {
   /** Resolves when one call may go; rejects with `signal.reason` if aborted first. */
   take(signal: AbortSignal): Promise<void> {
     if (signal.aborted) return Promise.reject(signal.reason);
-    this.#refill();
+    this.#grow();
     if (this.#waiters.length === 0 && this.#tokens >= 1) {
-      this.#spend();
+      this.#tokens -= 1;
       return Promise.resolve();
     }
     return new Promise<void>((resolve, reject) => {
@@ -113,40 +124,59 @@ export class CallBudget {
     });
   }
 
-  /** Cloud Map throttled an attempt: cuts the rate (at most once per {@link CUT_INTERVAL_MS}); true if it did. */
+  /** Cloud Map throttled an attempt: halves the share (at most once per {@link CUT_INTERVAL_MS}); true if it did. */
   throttled(): boolean {
+    this.#grow();
     const now = this.#clock.now();
-    this.#grow(now);
-    const newEpisode = now - this.#lastThrottle >= EPISODE_QUIET_MS;
     this.#lastThrottle = now;
     if (now - this.#lastCut < CUT_INTERVAL_MS) return false;
+    // The first cut of an episode remembers where it began; later cuts of a storm do not lower it.
+    if (now - this.#lastCut >= EPISODE_QUIET_MS) this.#threshold = this.#share * RESUME_FACTOR;
     this.#lastCut = now;
-    // What was really sent, not what was allowed: a client using 2 calls/s of its 50 must halve the 2.
-    const sent = Math.min(this.#rate, this.#sentRate(now));
-    if (newEpisode) this.#ceiling = Math.max(this.minRate(), sent * CEILING_SHARE);
-    this.#rate = Math.max(this.minRate(), sent * CUT_FACTOR);
-    this.#tokens = Math.min(this.#tokens, Math.max(1, this.#rate));
-    this.#reschedule();
+    this.#share = Math.max(1 / MAX_STRETCH, this.#share * CUT_FACTOR);
+    this.#tokens = Math.min(this.#tokens, Math.max(1, this.rate()));
+    if (this.#timer !== undefined) {
+      // The next token now comes later: re-plan the wait.
+      this.#clock.clearTimeout(this.#timer);
+      this.#timer = undefined;
+      this.#drain();
+    }
     return true;
   }
 
-  /** The lowest rate: every name in use still gets a call per {@link MAX_STRETCH} poll intervals. */
-  minRate(): number {
-    return Math.min(this.maxRate, Math.max(this.#demand / MAX_STRETCH, 1 / 60));
+  /**
+   * Cloud Map answered an attempt without throttling it. The first answer after throttling
+   * stopped ends the slow start at once: the throttling is over (a storm that passed, or a
+   * fleet that backed off enough).
+   */
+  answered(): void {
+    this.#grow();
+    if (this.#share < this.#threshold && this.#clock.now() - this.#lastThrottle >= CUT_INTERVAL_MS) {
+      this.#share = this.#threshold;
+      if (this.#timer !== undefined) {
+        this.#clock.clearTimeout(this.#timer);
+        this.#timer = undefined;
+        this.#drain();
+      }
+    }
   }
 
-  /** How far to stretch the poll interval so that polling fits the allowed rate (1 to {@link MAX_STRETCH}). */
+  /** The bucket's rate now, in calls a second. */
+  rate(): number {
+    if (this.#share >= 1) return this.maxRate;
+    return Math.min(this.maxRate, Math.max(MIN_RATE, (this.#share * this.#demand) / POLL_SHARE));
+  }
+
+  /** How far to stretch the poll interval (1 to {@link MAX_STRETCH}). */
   stretch(): number {
-    this.#grow(this.#clock.now());
-    if (this.#demand <= 0) return 1;
-    const stretch = this.#demand / (this.#rate * POLL_SHARE);
-    return Math.min(MAX_STRETCH, Math.max(1, stretch));
+    this.#grow();
+    return 1 / this.#share;
   }
 
   snapshot(): CallBudgetSnapshot {
     const stretch = this.stretch();
     return {
-      rate: this.#rate,
+      rate: this.rate(),
       stretch,
       throttled: this.#clock.now() - this.#lastThrottle < EPISODE_QUIET_MS,
       waiting: this.#waiters.length,
@@ -163,66 +193,44 @@ export class CallBudget {
     }
   }
 
-  /** Additive increase: towards the ceiling over {@link RECOVERY_MS}, beyond it over {@link PROBE_MS}. */
-  #grow(now: number): void {
-    const elapsed = now - this.#grownAt;
-    if (elapsed <= 0) return;
-    this.#grownAt = now;
-    if (this.#rate >= this.maxRate || now - this.#lastThrottle < CUT_INTERVAL_MS) return;
-    // Tokens earned so far were earned at the old rate.
-    this.#refill();
-    const ceiling = Number.isFinite(this.#ceiling) ? this.#ceiling : this.maxRate;
-    let rate = this.#rate;
-    if (rate < ceiling) rate = Math.min(ceiling, rate + (ceiling * elapsed) / RECOVERY_MS);
-    else rate += (ceiling * elapsed) / PROBE_MS;
-    this.#rate = Math.min(this.maxRate, rate);
-  }
-
-  #sentRate(now: number): number {
-    this.#decaySent(now);
-    return (this.#sent * 1000) / RATE_WINDOW_MS;
-  }
-
-  #decaySent(now: number): void {
-    const elapsed = now - this.#sentAt;
-    if (elapsed > 0) this.#sent *= Math.exp(-elapsed / RATE_WINDOW_MS);
-    this.#sentAt = now;
-  }
-
-  #spend(): void {
-    this.#tokens -= 1;
-    this.#decaySent(this.#clock.now());
-    this.#sent += 1;
-  }
-
-  #refill(): void {
+  /** Refills the bucket at the rate that held, then grows the share (additive increase). */
+  #grow(): void {
     const now = this.#clock.now();
     const elapsed = now - this.#last;
-    this.#last = now;
-    if (elapsed <= 0) return;
-    this.#tokens = Math.min(Math.max(1, this.#rate), this.#tokens + (elapsed * this.#rate) / 1000);
-  }
-
-  #reschedule(): void {
-    if (this.#timer !== undefined) {
-      this.#clock.clearTimeout(this.#timer);
-      this.#timer = undefined;
+    if (elapsed > 0) {
+      const rate = this.rate();
+      this.#tokens = Math.min(Math.max(1, rate), this.#tokens + (elapsed * rate) / 1000);
+      this.#last = now;
     }
-    this.#drain();
+    // No growth while throttled answers are still coming in.
+    const from = Math.max(this.#grownAt, this.#lastThrottle + CUT_INTERVAL_MS);
+    this.#grownAt = now;
+    if (this.#share >= 1 || now <= from) return;
+    let growing = now - from;
+    if (this.#share < this.#threshold) {
+      // Slow start: doubling every CUT_INTERVAL_MS, up to the threshold.
+      const needed = Math.log2(this.#threshold / this.#share) * CUT_INTERVAL_MS;
+      if (growing < needed) {
+        this.#share *= 2 ** (growing / CUT_INTERVAL_MS);
+        return;
+      }
+      this.#share = this.#threshold;
+      growing -= needed;
+    }
+    this.#share = Math.min(1, this.#share + growing / RECOVERY_MS);
   }
 
   #drain(): void {
     if (this.#timer !== undefined) return;
-    this.#grow(this.#clock.now());
-    this.#refill();
+    this.#grow();
     while (this.#waiters.length > 0 && this.#tokens >= 1) {
       const waiter = this.#waiters.shift()!;
-      this.#spend();
+      this.#tokens -= 1;
       waiter.signal.removeEventListener('abort', waiter.onAbort);
       waiter.resolve();
     }
     if (this.#waiters.length === 0) return;
-    const wait = Math.max(1, Math.ceil(((1 - this.#tokens) * 1000) / this.#rate));
+    const wait = Math.max(1, Math.ceil(((1 - this.#tokens) * 1000) / this.rate()));
     this.#timer = this.#clock.setTimeout(() => {
       this.#timer = undefined;
       this.#drain();

@@ -28,7 +28,7 @@ import {
   checkString,
   invalid,
 } from '../validate.ts';
-import { CallBudget, type CallBudgetSnapshot } from './cloudmap-budget.ts';
+import { CallBudget, MAX_STRETCH, type CallBudgetSnapshot } from './cloudmap-budget.ts';
 
 export const CLOUD_MAP_HEALTH_STATUSES: readonly CloudMapHealthStatus[] = [
   'HEALTHY',
@@ -367,26 +367,37 @@ export class CloudMapClient {
   }
 
   /**
-   * How long an answer for `key` (a target) is good for: the poll interval, stretched while
-   * Cloud Map throttles, jittered by ±10 % (50 to 100 % for a first answer) so that processes
-   * started together never poll together. Also records `key` as in use.
+   * Records `key` (a name) as in use: the budget plans for polling every name in use. Called as
+   * a resolution starts, so the first calls of a cold start already count.
    */
-  nextPoll(key: string, first: boolean): number {
+  noteActive(key: string): void {
     const now = this.clock.now();
     this.#active.set(key, now);
-    const { pollInterval } = this.options;
     // A name polled at the longest stretch is still in use: keep it counted for that long and more.
-    const window = pollInterval * 12 * 1.5;
+    const window = this.options.pollInterval * MAX_STRETCH * 1.5;
     if (now - this.#activePrunedAt >= 1000) {
       this.#activePrunedAt = now;
       for (const [name, at] of this.#active) if (now - at > window) this.#active.delete(name);
     }
-    this.#budget.setDemand((this.#active.size * 1000) / pollInterval);
-    const interval = pollInterval * this.#budget.stretch();
+    this.#budget.setDemand((this.#active.size * 1000) / this.options.pollInterval);
+  }
+
+  /**
+   * How long an answer is good for: the poll interval, stretched while Cloud Map throttles,
+   * jittered by ±10 % (50 to 100 % for a first answer) so that processes started together never
+   * poll together.
+   */
+  nextPoll(first: boolean): number {
+    const interval = this.options.pollInterval * this.#budget.stretch();
     const share = first
       ? FIRST_POLL_MIN_SHARE + (1 - FIRST_POLL_MIN_SHARE) * this.#random()
       : 1 - POLL_JITTER + 2 * POLL_JITTER * this.#random();
     return Math.max(1, Math.round(interval * share));
+  }
+
+  /** A random whole number from 0 to `n` - 1 (spreads the full calls of names started together). */
+  spread(n: number): number {
+    return Math.min(n - 1, Math.floor(this.#random() * n));
   }
 
   /** False while DiscoverInstancesRevision is denied to this process: every poll is then a full DiscoverInstances. */
@@ -498,10 +509,13 @@ export class CloudMapClient {
         callChannel.publish({ operation, namespace: target.namespace, service: target.service, attempt: attempts } satisfies CloudMapCallEvent);
       }
       try {
-        return await next(args);
+        const output = await next(args);
+        this.#budget.answered();
+        return output;
       } catch (error) {
         lastFailure = { error, at: this.clock.now() };
         if (retry.isThrottlingError(error as Parameters<Retry['isThrottlingError']>[0])) this.#throttled(operation, target);
+        else if (statusOf(error) !== undefined) this.#budget.answered();
         throw error;
       }
     };

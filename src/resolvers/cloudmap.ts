@@ -53,6 +53,12 @@ export interface CloudMapState {
   readonly revision: number | undefined;
   /** When that full DiscoverInstances finished, on the client's clock (ms). */
   readonly fullAt: number;
+  /**
+   * Revision-only polls left before the next full DiscoverInstances. Counting polls rather than
+   * time keeps the full calls of many names spread out: after an outage they do not all fall
+   * due at once.
+   */
+  readonly pollsToFull: number;
   /** Whether the service's instances report health (HEALTHY/UNHEALTHY): then polls are full calls. */
   readonly healthChecked: boolean;
   /** The instances of that call, kept only when some are registered by DNS name (re-resolved as their TTLs run out). */
@@ -126,6 +132,7 @@ function readState(resolution: Resolution | undefined): CloudMapState | undefine
   return {
     revision: typeof state.revision === 'number' ? state.revision : undefined,
     fullAt: state.fullAt,
+    pollsToFull: typeof state.pollsToFull === 'number' ? state.pollsToFull : 0,
     healthChecked: state.healthChecked === true,
     summaries: Array.isArray(state.summaries) ? state.summaries : undefined,
     names: state.names instanceof Map ? state.names : undefined,
@@ -186,24 +193,22 @@ export class CloudMapResolver implements Resolver {
 
   async #resolve(name: string, { signal, previous }: ResolveContext): Promise<Resolution> {
     const target = this.#target(name);
+    this.#client.noteActive(name);
     const { fullRefreshInterval, healthRefreshInterval, pollInterval } = this.#client.options;
     const clock = this.#client.clock;
     const state = previous === undefined ? undefined : readState(previous);
-    // A full call is due this poll when its interval has (about) passed: polls are jittered, so
-    // half a poll early counts.
-    const fullDue = (s: CloudMapState): boolean =>
-      clock.now() - s.fullAt >= (s.healthChecked ? healthRefreshInterval : fullRefreshInterval) - pollInterval / 2;
     if (
       previous !== undefined &&
       state !== undefined &&
       state.revision !== undefined &&
-      !fullDue(state) &&
+      state.pollsToFull > 0 &&
       this.#client.revisionAllowed()
     ) {
       const revision = await this.#client.discoverInstancesRevision(target, signal);
       if (revision === state.revision) {
-        if (state.summaries === undefined) return { instances: previous.instances, ttl: this.#client.nextPoll(name, false), state };
-        return this.#build(target, state.summaries, state, state, signal);
+        const next: CloudMapState = { ...state, pollsToFull: state.pollsToFull - 1 };
+        if (state.summaries === undefined) return { instances: previous.instances, ttl: this.#client.nextPoll(false), state: next };
+        return this.#build(target, state.summaries, next, state, signal);
       }
     }
     const response = await this.#client.discoverInstances(
@@ -216,11 +221,17 @@ export class CloudMapResolver implements Resolver {
       signal,
     );
     const summaries = response.Instances ?? [];
+    // An empty answer (HealthStatus HEALTHY with none healthy) says nothing about health checks.
+    const healthChecked = summaries.length === 0 ? (state?.healthChecked ?? false) : reportsHealth(summaries);
+    // Every N-th poll is a full call; after a name's first full call the count starts at a random
+    // poll from the 2nd to the N-th, so the names of a fleet started together are not refreshed
+    // together (and no first poll repeats the call just made).
+    const every = Math.max(1, Math.round((healthChecked ? healthRefreshInterval : fullRefreshInterval) / pollInterval));
     const next: CloudMapState = {
       revision: response.InstancesRevision,
       fullAt: clock.now(),
-      // An empty answer (HealthStatus HEALTHY with none healthy) says nothing about health checks.
-      healthChecked: summaries.length === 0 ? (state?.healthChecked ?? false) : reportsHealth(summaries),
+      pollsToFull: state === undefined && every > 1 ? 1 + this.#client.spread(every - 1) : every - 1,
+      healthChecked,
     };
     return this.#build(target, summaries, next, state, signal);
   }
@@ -242,7 +253,7 @@ export class CloudMapResolver implements Resolver {
       if (typeof found === 'string') byName.push({ summary, dnsName: found });
       else instances.push(found);
     }
-    let ttl = this.#client.nextPoll(target.hostname, previous === undefined);
+    let ttl = this.#client.nextPoll(previous === undefined);
     if (byName.length === 0) return { instances, ttl, state: next };
 
     const names = new Map<string, NameAnswer>();

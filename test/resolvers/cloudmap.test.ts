@@ -46,7 +46,10 @@ afterEach(() => {
   for (const client of clients.splice(0)) client.close();
 });
 
-function makeClient(options: CloudMapOptions = {}, clock?: Clock, random?: () => number): CloudMapClient {
+/** Tests are deterministic: polls come at the top of their jitter, full calls at the end of their count. */
+const LATE = (): number => 0.999_999;
+
+function makeClient(options: CloudMapOptions = {}, clock?: Clock, random: () => number = LATE): CloudMapClient {
   const client = new CloudMapClient({ region: TEST_REGION, credentials: TEST_CREDENTIALS, retryDelay: 1, ...options }, clock, random);
   clients.push(client);
   return client;
@@ -184,20 +187,19 @@ describe('CloudMapResolver: instances', () => {
 describe('CloudMapResolver: the poll interval', () => {
   it('spreads a first answer over 50-100 % of pollInterval and later ones over ±10 %', async () => {
     service('orders', ORDERS, 'none');
-    let draw = 0;
-    const draws = [0, 1, 0, 1];
-    const r = new CloudMapResolver(makeClient({ pollInterval: 10_000 }, new FakeClock(), () => draws[draw++ % draws.length]!));
-    const first = await r.resolve('orders.myapp.local', { signal: signal() });
-    const second = await r.resolve('orders.myapp.local', { signal: signal() });
-    expect([first.ttl, second.ttl]).toEqual([5000, 10_000]);
-    const later = await r.resolve('orders.myapp.local', { signal: signal(), previous: second });
-    const last = await r.resolve('orders.myapp.local', { signal: signal(), previous: later });
-    expect([later.ttl, last.ttl]).toEqual([9000, 11_000]);
+    const ttls = async (random: () => number): Promise<number[]> => {
+      const r = new CloudMapResolver(makeClient({ pollInterval: 10_000 }, new FakeClock(), random));
+      const first = await r.resolve('orders.myapp.local', { signal: signal() });
+      const later = await r.resolve('orders.myapp.local', { signal: signal(), previous: first });
+      return [first.ttl, later.ttl];
+    };
+    expect(await ttls(() => 0)).toEqual([5000, 9000]);
+    expect(await ttls(() => 0.999_999)).toEqual([10_000, 11_000]);
   });
 
-  it('uses the real randomness by default, within those bounds', async () => {
+  it('uses real randomness, within those bounds', async () => {
     service('orders', ORDERS);
-    const r = resolver({ pollInterval: 12_000 });
+    const r = new CloudMapResolver(makeClient({ pollInterval: 12_000 }, undefined, Math.random));
     let previous = await r.resolve('orders.myapp.local', { signal: signal() });
     expect(previous.ttl).toBeGreaterThanOrEqual(6000);
     expect(previous.ttl).toBeLessThanOrEqual(12_000);
@@ -374,6 +376,28 @@ describe('CloudMapResolver: revision gating and health freshness', () => {
     ]);
   });
 
+  it("spreads the full calls of names resolved together over the N polls of fullRefreshInterval", async () => {
+    const clock = new FakeClock();
+    for (let i = 0; i < 5; i++) service(`s${i}`, ORDERS, 'none');
+    let draw = 0;
+    // Five names, five phases: the first full call after theirs comes at the 2nd … 6th poll.
+    const r = new CloudMapResolver(makeClient({}, clock, () => draw / 5 + 0.01));
+    const previous: Resolution[] = [];
+    for (let i = 0; i < 5; i++) {
+      draw = i;
+      previous[i] = await r.resolve(`s${i}.myapp.local`, { signal: signal() });
+    }
+    const fullPerPoll: number[] = [];
+    for (let poll = 0; poll < 6; poll++) {
+      clock.advance(5000);
+      const before = fake.count('DiscoverInstances');
+      for (let i = 0; i < 5; i++) previous[i] = await r.resolve(`s${i}.myapp.local`, { signal: signal(), previous: previous[i]! });
+      fullPerPoll.push(fake.count('DiscoverInstances') - before);
+    }
+    // One name's full call per poll, none at the first poll after the names' own, not all five at the sixth.
+    expect(fullPerPoll).toEqual([0, 1, 1, 1, 1, 1]);
+  });
+
   it('does a full fetch when the previous answer has no usable state', async () => {
     service('orders', ORDERS, 'none');
     const previous: Resolution = { instances: [], ttl: 1000 };
@@ -419,7 +443,7 @@ describe('CloudMapResolver: revision gating and health freshness', () => {
     previous = await r.resolve('orders.myapp.local', { signal: signal(), previous });
     clock.advance(5000);
     await r.resolve('orders.myapp.local', { signal: signal(), previous });
-    expect(fake.requests.slice(-2).map((c) => c.operation)).toEqual(['DiscoverInstances', 'DiscoverInstancesRevision']);
+    expect(fake.requests.slice(-2).map((c) => c.operation)).toEqual(['DiscoverInstancesRevision', 'DiscoverInstancesRevision']);
   });
 });
 
@@ -546,7 +570,7 @@ describe('CloudMapClient: errors', () => {
   });
 
   it('maps NotFound from the revision call too', async () => {
-    const previous: Resolution = { instances: [], ttl: 1000, state: { revision: 1, fullAt: 0, healthChecked: false } };
+    const previous: Resolution = { instances: [], ttl: 1000, state: { revision: 1, fullAt: 0, pollsToFull: 1, healthChecked: false } };
     const error = await catchError(resolver({}, {}, new FakeClock()).resolve('orders.myapp.local', { signal: signal(), previous }));
     expect(error.code).toBe('SIGNPOST_ERR_NOT_FOUND');
     expect(fake.requests.map((c) => c.operation)).toEqual(['DiscoverInstancesRevision']);
@@ -766,10 +790,10 @@ describe('CloudMapClient: the call budget', () => {
     expect(fake.requests.length).toBe(4);
   });
 
-  it('throttling halves the rate sent at and stretches the poll interval; it grows back slowly', async () => {
+  it('throttling halves the polling rate (the poll interval doubles); it grows back over a minute', async () => {
     const clock = new FakeClock();
     for (let i = 0; i < 10; i++) service(`svc${i}`, ORDERS, 'none');
-    const client = makeClient({ retries: 0 }, clock, () => 0.5);
+    const client = makeClient({ retries: 0 }, clock);
     const throttled = onChannel<CloudMapThrottledEvent>('signpost:cloudmap:throttled');
     const r = new CloudMapResolver(client);
     // Ten names polled every 5 s: 2 calls a second.
@@ -784,21 +808,25 @@ describe('CloudMapClient: the call budget', () => {
     await catchError(r.resolve('svc0.myapp.local', { signal: signal(), previous: previous[0]! }));
     const cut = client.budget();
     expect(cut.throttled).toBe(true);
-    expect(cut.stretch).toBeGreaterThan(1.5);
+    expect(cut.stretch).toBe(2);
     expect(throttled.events).toHaveLength(1);
     expect(throttled.events[0]).toMatchObject({ operation: 'DiscoverInstancesRevision', service: 'svc0' });
     fake.storm(false);
 
-    // A throttled client's next answers are good for longer.
+    // A throttled client's next answers are good for longer: the first answer after throttling
+    // resumes polling at 70 % of its rate.
     clock.advance(2000);
     const next = await r.resolve('svc1.myapp.local', { signal: signal(), previous: previous[1]! });
-    expect(next.ttl).toBeGreaterThan(5000 * 1.5);
+    expect(next.ttl).toBe(Math.round((5000 / 0.7) * (0.9 + 0.2 * 0.999_999)));
+    expect(client.budget().stretch).toBeCloseTo(1 / 0.7, 5);
 
-    // It grows back over about a minute, to 80 % of the rate that was throttled.
+    // Then it grows back linearly, all the way within 20 s.
+    clock.advance(10_000);
+    const growing = client.budget();
+    expect(growing.stretch).toBeLessThan(cut.stretch);
+    expect(growing.stretch).toBeGreaterThan(1);
     clock.advance(60_000);
-    const recovered = client.budget();
-    expect(recovered.stretch).toBeLessThan(cut.stretch);
-    expect(recovered.stretch).toBeGreaterThan(1);
+    expect(client.budget()).toMatchObject({ stretch: 1, throttled: false });
   });
 });
 
