@@ -16,12 +16,9 @@ export const CUT_INTERVAL_MS = 2000;
 /** Each cut halves the polling rate (TCP's multiplicative decrease): the poll interval doubles. */
 export const CUT_FACTOR = 0.5;
 /**
- * Once throttling stops, the share doubles every {@link CUT_INTERVAL_MS} (or at once, on the
- * first answer that is not throttled) up to {@link RESUME_FACTOR} of what it was when the
- * throttling began (TCP's slow start to its threshold), then grows linearly, by the whole
- * polling rate over this long (additive increase): after a storm the fleet is back at 70 % of its
- * polling rate within seconds and at all of it within 20 s, and a fleet that outgrew the quota
- * closes in on it slowly.
+ * Once throttling stops, the share grows linearly, by the whole polling rate over this long
+ * (additive increase): a fleet that outgrew the quota closes in on it slowly. After a storm it
+ * first resumes at {@link RESUME_FACTOR} of where it was (so it is back to normal within 20 s).
  */
 export const RECOVERY_MS = 60_000;
 /** Throttling counts as going on for this long after the last throttled answer. */
@@ -42,6 +39,8 @@ export const RESUME_FACTOR = 0.7;
  * names and the revision + full call pairs of a change.
  */
 export const POLL_SHARE = 0.9;
+/** Throttled with no answer for this long: a storm, after which polling resumes at {@link RESUME_FACTOR}. */
+export const STORM_MS = 5000;
 /** The bucket never refills slower than this, in calls a second. */
 const MIN_RATE = 1 / 60;
 
@@ -76,13 +75,16 @@ export class CallBudget {
   #demand = 0;
   /** The share of the full polling rate in use: 1, or down to 1 / MAX_STRETCH. */
   #share = 1;
-  /** Below this share it grows fast (doubling); above it, linearly. */
+  /** Where polling resumes after a storm: {@link RESUME_FACTOR} of the share that last got answers. */
   #threshold = 1;
   #tokens: number;
   #last: number;
   #grownAt: number;
   #lastCut = Number.NEGATIVE_INFINITY;
   #lastThrottle = Number.NEGATIVE_INFINITY;
+  #lastAnswer = Number.NEGATIVE_INFINITY;
+  /** Whether Cloud Map answered (not throttled) since the last cut. */
+  #answeredSinceCut = true;
   #timer: ClockTimer | undefined;
   readonly #waiters: Waiter[] = [];
 
@@ -130,8 +132,10 @@ export class CallBudget {
     const now = this.#clock.now();
     this.#lastThrottle = now;
     if (now - this.#lastCut < CUT_INTERVAL_MS) return false;
-    // The first cut of an episode remembers where it began; later cuts of a storm do not lower it.
-    if (now - this.#lastCut >= EPISODE_QUIET_MS) this.#threshold = this.#share * RESUME_FACTOR;
+    // Where to resume after a storm: 70 % of the share that last got answers. Cuts in a storm
+    // (nothing answered since the previous cut) do not lower it.
+    if (this.#answeredSinceCut) this.#threshold = this.#share * RESUME_FACTOR;
+    this.#answeredSinceCut = false;
     this.#lastCut = now;
     this.#share = Math.max(1 / MAX_STRETCH, this.#share * CUT_FACTOR);
     this.#tokens = Math.min(this.#tokens, Math.max(1, this.rate()));
@@ -145,13 +149,18 @@ export class CallBudget {
   }
 
   /**
-   * Cloud Map answered an attempt without throttling it. The first answer after throttling
-   * stopped ends the slow start at once: the throttling is over (a storm that passed, or a
-   * fleet that backed off enough).
+   * Cloud Map answered an attempt without throttling it. The first answer after a storm (a
+   * stretch in which every call was throttled) resumes polling at {@link RESUME_FACTOR} of where it
+   * was; while answers keep coming among throttled calls (a fleet above its quota), the share
+   * only grows linearly.
    */
   answered(): void {
     this.#grow();
-    if (this.#share < this.#threshold && this.#clock.now() - this.#lastThrottle >= CUT_INTERVAL_MS) {
+    const now = this.#clock.now();
+    const afterStorm = now - this.#lastAnswer >= STORM_MS && now - this.#lastThrottle >= CUT_INTERVAL_MS;
+    this.#lastAnswer = now;
+    this.#answeredSinceCut = true;
+    if (afterStorm && this.#share < this.#threshold) {
       this.#share = this.#threshold;
       if (this.#timer !== undefined) {
         this.#clock.clearTimeout(this.#timer);
@@ -206,17 +215,7 @@ export class CallBudget {
     const from = Math.max(this.#grownAt, this.#lastThrottle + CUT_INTERVAL_MS);
     this.#grownAt = now;
     if (this.#share >= 1 || now <= from) return;
-    let growing = now - from;
-    if (this.#share < this.#threshold) {
-      // Slow start: doubling every CUT_INTERVAL_MS, up to the threshold.
-      const needed = Math.log2(this.#threshold / this.#share) * CUT_INTERVAL_MS;
-      if (growing < needed) {
-        this.#share *= 2 ** (growing / CUT_INTERVAL_MS);
-        return;
-      }
-      this.#share = this.#threshold;
-      growing -= needed;
-    }
+    const growing = now - from;
     this.#share = Math.min(1, this.#share + growing / RECOVERY_MS);
   }
 
