@@ -101,8 +101,12 @@ export class CallBudget {
     this.#demand = callsPerSecond;
   }
 
-  /** Resolves when one call may go; rejects with `signal.reason` if aborted first. */
-  take(signal: AbortSignal): Promise<void> {
+  /**
+   * Resolves when one call may go; rejects with `signal.reason` if aborted first. An `urgent`
+   * call (the DiscoverInstances that follows a moved revision) waits at the front of the line,
+   * so a name's second call is not held behind every other name's first.
+   */
+  take(signal: AbortSignal, urgent = false): Promise<void> {
     if (signal.aborted) return Promise.reject(signal.reason);
     this.#grow();
     if (this.#waiters.length === 0 && this.#tokens >= 1) {
@@ -121,7 +125,8 @@ export class CallBudget {
         },
       };
       signal.addEventListener('abort', waiter.onAbort, { once: true });
-      this.#waiters.push(waiter);
+      if (urgent) this.#waiters.unshift(waiter);
+      else this.#waiters.push(waiter);
       this.#drain();
     });
   }

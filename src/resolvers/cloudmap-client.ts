@@ -405,11 +405,15 @@ export class CloudMapClient {
     return this.clock.now() - this.#revisionDeniedAt >= REVISION_RECHECK_MS;
   }
 
-  /** DiscoverInstances for one service (MaxResults 1000). */
+  /**
+   * DiscoverInstances for one service (MaxResults 1000). `urgent`: it follows a
+   * DiscoverInstancesRevision of the same poll, and goes ahead of other waiting calls.
+   */
   async discoverInstances(
     target: CloudMapTarget,
     input: DiscoverInstancesInput,
     signal: AbortSignal,
+    urgent = false,
   ): Promise<DiscoverInstancesResponse> {
     const request: DiscoverInstancesRequest = {
       NamespaceName: target.namespace,
@@ -420,7 +424,13 @@ export class CloudMapClient {
     if (target.ownerAccount !== undefined) request.OwnerAccount = target.ownerAccount;
     if (input.queryParameters !== undefined) request.QueryParameters = input.queryParameters;
     if (input.optionalParameters !== undefined) request.OptionalParameters = input.optionalParameters;
-    const response = await this.#call<DiscoverInstancesResponse>('DiscoverInstances', target, signal, (sdk) => new sdk.DiscoverInstancesCommand(request));
+    const response = await this.#call<DiscoverInstancesResponse>(
+      'DiscoverInstances',
+      target,
+      signal,
+      (sdk) => new sdk.DiscoverInstancesCommand(request),
+      urgent,
+    );
     if ((response.Instances?.length ?? 0) >= MAX_RESULTS) {
       this.#warnOnce(
         `max-results:${target.ownerAccount ?? ''}:${target.namespace}:${target.service}`,
@@ -470,6 +480,7 @@ export class CloudMapClient {
     target: CloudMapTarget,
     signal: AbortSignal,
     command: (sdk: Sdk) => unknown,
+    urgent = false,
   ): Promise<Output> {
     if (this.#closed) throw new ClosedError();
     if (signal.aborted) throw this.#aborted(operation, target, signal);
@@ -488,7 +499,7 @@ export class CloudMapClient {
     let attempts = 0;
     let lastFailure: { error: unknown; at: number } | undefined;
     const middleware = (next: FinalizeHandler<object, MetadataBearer>): FinalizeHandler<object, MetadataBearer> => async (args) => {
-      await this.#budget.take(signal);
+      await this.#budget.take(signal, urgent);
       if (this.#closed) throw new ClosedError();
       attempts += 1;
       if (lastFailure !== undefined && retryChannel.hasSubscribers) {

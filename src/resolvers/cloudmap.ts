@@ -162,9 +162,9 @@ function reportsHealth(summaries: readonly HttpInstanceSummary[]): boolean {
  * The answer's `ttl` is the client's poll interval, jittered and stretched under throttling (and
  * no longer than a DNS name's TTL). When the cache hands back an earlier answer of a service
  * without health checks, only DiscoverInstancesRevision is called, and the full list is fetched
- * when the revision moved or `fullRefreshInterval` has passed. A service with health checks gets
- * a full DiscoverInstances every `healthRefreshInterval` (by default every poll), since health
- * changes leave the revision alone.
+ * when the revision moved and every `fullRefreshInterval ÷ pollInterval` polls. A service with
+ * health checks gets a full DiscoverInstances every `healthRefreshInterval ÷ pollInterval` polls
+ * (by default every poll), since health changes leave the revision alone.
  */
 export class CloudMapResolver implements Resolver {
   readonly #client: CloudMapClient;
@@ -197,6 +197,7 @@ export class CloudMapResolver implements Resolver {
     const { fullRefreshInterval, healthRefreshInterval, pollInterval } = this.#client.options;
     const clock = this.#client.clock;
     const state = previous === undefined ? undefined : readState(previous);
+    let followsRevision = false;
     if (
       previous !== undefined &&
       state !== undefined &&
@@ -204,6 +205,7 @@ export class CloudMapResolver implements Resolver {
       state.pollsToFull > 0 &&
       this.#client.revisionAllowed()
     ) {
+      followsRevision = true;
       const revision = await this.#client.discoverInstancesRevision(target, signal);
       if (revision === state.revision) {
         const next: CloudMapState = { ...state, pollsToFull: state.pollsToFull - 1 };
@@ -219,6 +221,7 @@ export class CloudMapResolver implements Resolver {
         optionalParameters: this.#config.optionalParameters,
       },
       signal,
+      followsRevision,
     );
     const summaries = response.Instances ?? [];
     // An empty answer (HealthStatus HEALTHY with none healthy) says nothing about health checks.
