@@ -11,6 +11,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Bind9 } from '../test/support/bind9.ts';
 import { FakeCloudMap } from '../test/support/fake-cloudmap.ts';
+import { FLEET_FULL, FLEET_QUICK, plotSvg, renderFleet, runFleet } from './fleet.ts';
 import type { RoundStats } from './measure.ts';
 import type { CacheResults } from './cache.ts';
 import { buildResults, renderSvg, renderTable, type Raw } from './report.ts';
@@ -31,10 +32,19 @@ import {
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '..');
 
-function parseArgs(argv: string[]): { quick: boolean; out: string; only: 'throughput' | undefined; rounds: number | undefined } {
+function parseArgs(argv: string[]): {
+  quick: boolean;
+  out: string;
+  only: 'throughput' | 'fleet' | undefined;
+  rounds: number | undefined;
+  healthChecks: boolean;
+  startAtOnce: boolean;
+} {
   let quick = false;
   let out = here;
-  let only: 'throughput' | undefined;
+  let only: 'throughput' | 'fleet' | undefined;
+  let healthChecks = false;
+  let startAtOnce = false;
   let rounds: number | undefined;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -43,14 +53,18 @@ function parseArgs(argv: string[]): { quick: boolean; out: string; only: 'throug
     else if (arg.startsWith('--out=')) out = resolve(arg.slice('--out='.length));
     else if (arg === '--only' || arg.startsWith('--only=')) {
       const part = arg === '--only' ? argv[++i] : arg.slice('--only='.length);
-      if (part !== 'throughput') throw new Error(`--only ${part}: only 'throughput' can run alone`);
+      if (part !== 'throughput' && part !== 'fleet') throw new Error(`--only ${part}: only 'throughput' or 'fleet' can run alone`);
       only = part;
+    } else if (arg === '--health-checks') {
+      healthChecks = true;
+    } else if (arg === '--start-at-once') {
+      startAtOnce = true;
     } else if (arg === '--rounds' || arg.startsWith('--rounds=')) {
       rounds = Number(arg === '--rounds' ? argv[++i] : arg.slice('--rounds='.length));
       if (!Number.isInteger(rounds) || rounds < 1) throw new Error('--rounds needs a positive integer');
-    } else throw new Error(`unknown argument ${arg}: use --quick, --out DIR, --only throughput and/or --rounds N`);
+    } else throw new Error(`unknown argument ${arg}: use --quick, --out DIR, --only throughput|fleet, --rounds N, --health-checks and/or --start-at-once`);
   }
-  return { quick, out, only, rounds };
+  return { quick, out, only, rounds, healthChecks, startAtOnce };
 }
 
 function version(path: string): string {
@@ -129,9 +143,10 @@ function unwrap<T>(value: unknown): T {
 }
 
 async function main(): Promise<void> {
-  const { quick, out, only, rounds } = parseArgs(process.argv.slice(2));
+  const { quick, out, only, rounds, healthChecks, startAtOnce } = parseArgs(process.argv.slice(2));
   const sizes = { ...(quick ? QUICK : FULL), ...(rounds === undefined ? {} : { rounds }) };
   if (only === 'throughput') return throughputOnly(sizes);
+  if (only === 'fleet') return fleetOnly(quick, out, healthChecks, startAtOnce);
   const started = Date.now();
   const coldNames = sizes.rounds * (sizes.coldSamples + 10);
   const heapMax = Math.max(...sizes.heapNames) + 1;
@@ -265,6 +280,19 @@ async function throughputOnly(sizes: typeof FULL): Promise<void> {
     server.send({ type: 'close' });
     await bind9.close();
   }
+}
+
+/** `--only fleet`: the fleet simulation (bench/fleet.ts); writes DIR/fleet[-health].json and .svg. */
+async function fleetOnly(quick: boolean, out: string, healthChecks: boolean, startAtOnce: boolean): Promise<void> {
+  const options = { ...(quick ? FLEET_QUICK : FLEET_FULL), healthChecks, say, ...(startAtOnce && { startS: 2 }) };
+  say(`fleet simulation: ${options.clients} processes × ${options.names} names${healthChecks ? ', services with health checks' : ''}`);
+  const result = await runFleet(options);
+  const base = join(out, `fleet${healthChecks ? '-health' : ''}${startAtOnce ? '-at-once' : ''}`);
+  mkdirSync(out, { recursive: true });
+  writeFileSync(`${base}.json`, `${JSON.stringify(result, null, 2)}\n`);
+  writeFileSync(`${base}.svg`, plotSvg(result));
+  process.stdout.write(renderFleet(result));
+  say(`wrote ${base}.json and ${base}.svg`);
 }
 
 await main();

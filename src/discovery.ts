@@ -208,7 +208,13 @@ export class Discovery {
         if (config.healthStatus !== undefined) target.healthStatus = config.healthStatus;
         if (config.queryParameters !== undefined) target.queryParameters = config.queryParameters;
         if (config.optionalParameters !== undefined) target.optionalParameters = config.optionalParameters;
-        return new CloudMapResolver(this.#cloudMapClient(), target);
+        if (config.ownerAccount !== undefined) target.ownerAccount = config.ownerAccount;
+        if (config.port !== undefined) target.port = config.port;
+        // Instances registered by DNS name (load balancers, CNAMEs) are looked up like `via: 'dns'`.
+        let addresses: DnsResolver | undefined;
+        return new CloudMapResolver(this.#cloudMapClient(), target, {
+          resolve: (name, context) => (addresses ??= new DnsResolver(this.#dnsClient())).resolve(name, context),
+        });
       }
     }
   }

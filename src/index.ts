@@ -20,3 +20,4 @@ export { discoveryInterceptor, type DiscoveryInterceptor, type DiscoveryIntercep
 export type { RetryBudgetOptions, RetryOptions } from './retry.ts';
 export type { HealthTracker, HealthStats, InstanceHealth, InstanceHealthStats, FailureKind } from './health.ts';
 export { instanceKey } from './instance.ts';
+export type { CloudMapCallEvent, CloudMapRetryEvent, CloudMapSkippedEvent, CloudMapThrottledEvent } from './resolvers/cloudmap.ts';

@@ -62,6 +62,18 @@ export interface CloudMapServiceConfig {
   queryParameters?: Record<string, string>;
   /** Prefer instances that match these; all if none do (`OptionalParameters`). */
   optionalParameters?: Record<string, string>;
+  /**
+   * The 12-digit id of the account that owns the namespace, for a namespace shared with this
+   * account through AWS RAM (sent as `OwnerAccount` on every call).
+   * @default {@link CloudMapOptions.ownerAccount}: the caller's own account
+   */
+  ownerAccount?: string;
+  /**
+   * The port of instances registered without `AWS_INSTANCE_PORT` (A-record-only registrations,
+   * load balancers registered by DNS name). An instance's own port always wins. From 1 to 65,535.
+   * @default none: the URL's port, else the scheme's
+   */
+  port?: number;
 }
 
 /** Fixed instances, for local development and tests. */
@@ -117,13 +129,31 @@ export interface CloudMapOptions {
   /** @default the AWS SDK's own region resolution (`AWS_REGION`, profile) */
   region?: string;
   /**
-   * A custom endpoint for the Cloud Map data API (`http://127.0.0.1:4566`, a VPC endpoint). It is
-   * used as given: the SDK's `data-` host prefix is not added to it.
+   * A custom endpoint for the Cloud Map data API (`http://127.0.0.1:4566`, a VPC endpoint's
+   * `https://vpce-….data-servicediscovery.us-east-1.vpce.amazonaws.com`). The SDK normally puts
+   * `data-` in front of the host (DiscoverInstances is served by `data-servicediscovery.…`); for a
+   * custom endpoint see {@link CloudMapOptions.hostPrefix}.
    */
   endpoint?: string;
   /**
-   * Your own client; `region` and `endpoint` are then ignored, and `close()` leaves it open.
-   * Its own retry strategy still applies under signpost's, so consider `maxAttempts: 1` on it.
+   * Whether the SDK puts `data-` in front of the host of a custom `endpoint`. Wanted for Cloud
+   * Map's own API hosts (`https://servicediscovery-fips.us-east-1.amazonaws.com` for FIPS becomes
+   * `data-servicediscovery-fips.…`); not for a VPC endpoint's name or a local stand-in, which are
+   * used as given.
+   * @default true when the endpoint's host is a Cloud Map API host (`servicediscovery[-fips].<region>.amazonaws.com`, `….api.aws`), else false
+   */
+  hostPrefix?: boolean;
+  /**
+   * The 12-digit id of the account that owns the namespaces, when they are shared with this
+   * account through AWS RAM: sent as `OwnerAccount` on every call. A service or namespace rule
+   * may set its own.
+   * @default none: the caller's own account
+   */
+  ownerAccount?: string;
+  /**
+   * Your own client; `region`, `endpoint`, `credentials`, `retries`, `retryMode`, `retryDelay`
+   * and `timeout` are then ignored (its own settings apply), and `close()` leaves it open.
+   * signpost still spends its call budget on every attempt the client makes.
    */
   client?: ServiceDiscoveryClient;
   /**
@@ -136,42 +166,64 @@ export interface CloudMapOptions {
   healthStatus?: CloudMapHealthStatus;
   /**
    * How often a name in use is checked again, in milliseconds: the `ttl` of every Cloud Map
-   * answer (the API has none). A check is one cheap DiscoverInstancesRevision call while nothing
-   * changed. A fleet of P processes each using S names makes about P × S × 1000 / pollInterval
-   * calls per second: 100 tasks using 10 names each make 200/s at the default, well inside the
-   * account's ~1,000/s. From 100 to 3,600,000.
+   * answer (the API has none), jittered by ±10 % so that processes never poll together, and
+   * stretched (up to 12 times) while Cloud Map throttles. A check is one DiscoverInstancesRevision
+   * call while nothing changed, or one DiscoverInstances for a service with health checks (see
+   * {@link CloudMapOptions.healthRefreshInterval}). A fleet of P processes each using S names
+   * makes about P × S × 1000 / pollInterval calls per second. From 100 to 3,600,000.
    * @default 5000
    */
   pollInterval?: number;
   /**
-   * Health changes do not change a service's revision, so a full DiscoverInstances is made at
-   * least this often, in milliseconds, even when DiscoverInstancesRevision says nothing changed.
-   * 0 makes every check a full one. From 0 to 3,600,000.
+   * For services without health checks (their instances report no health), a full
+   * DiscoverInstances is made at least this often, in milliseconds, even when
+   * DiscoverInstancesRevision says nothing changed. 0 makes every check a full one. From 0 to
+   * 3,600,000.
    * @default 30_000
    */
   fullRefreshInterval?: number;
   /**
+   * For services with health checks (their instances report HEALTHY or UNHEALTHY), a full
+   * DiscoverInstances is made at least this often, in milliseconds: health changes do not move
+   * the revision, so only a full call sees them. 0, the default, makes every poll a full call:
+   * a health change is seen within one poll interval (plus jitter), at the cost of one
+   * DiscoverInstances per poll per name, against the account's quota of about 1,000 a second.
+   * A larger value saves DiscoverInstances calls and sees health changes that much later. From 0
+   * to 3,600,000.
+   * @default 0
+   */
+  healthRefreshInterval?: number;
+  /**
    * The most Cloud Map calls this process makes per second, across every service, retries
-   * included; up to one second's worth may go at once. Calls beyond it wait their turn. The
-   * account-wide budget is about 1,000/s (bursts of 2,000) shared by the whole fleet. From 0.1
-   * to 10,000.
+   * included; up to one second's worth may go at once. Calls beyond it wait their turn. When
+   * Cloud Map throttles (the account-wide quota, shared by every process, is about 1,000/s), the
+   * process halves the rate it sends at, at most every 2 s, and the poll interval stretches to
+   * match; the rate grows back over about a minute to 80 % of what was throttled, then very
+   * slowly. From 0.1 to 10,000.
    * @default 50
    */
   maxCallsPerSecond?: number;
   /**
-   * Retries of a call that was throttled (RequestLimitExceeded, ThrottlingException, HTTP 429),
-   * failed on the server (5xx), timed out or lost its connection; with exponential backoff and
-   * jitter. From 0 to 10.
-   * @default 3
+   * Retries of a call, made by the AWS SDK's retry strategy: throttling (RequestLimitExceeded),
+   * server errors, timeouts and lost connections, with full-jitter exponential backoff (from 1 s
+   * for throttling, from {@link CloudMapOptions.retryDelay} otherwise, up to 20 s) and the SDK's
+   * retry quota. Each attempt spends the call budget. From 0 to 10.
+   * @default 2 (the SDK's default of 3 attempts)
    */
   retries?: number;
   /**
-   * The wait before the first retry, in milliseconds; it doubles with each retry, is randomized
-   * up to twice that, and never exceeds 5,000. From 1 to 60,000.
-   * @default 100
+   * The AWS SDK's retry mode: `'standard'`, or `'adaptive'`, which also rate-limits the client
+   * on the SDK's side when it is throttled.
+   * @default 'standard'
+   */
+  retryMode?: 'standard' | 'adaptive';
+  /**
+   * The base of the SDK's backoff for errors other than throttling, in milliseconds: the n-th
+   * retry waits a random time up to retryDelay × 2ⁿ (capped at 20 s). From 1 to 60,000.
+   * @default 50
    */
   retryDelay?: number;
-  /** How long one call may take before it is abandoned (and retried), in milliseconds. @default 5000 */
+  /** How long one attempt may take before it is abandoned (and retried), in milliseconds. @default 5000 */
   timeout?: number;
   /**
    * The custom attribute read as an instance's `weight` (an integer from 0 to

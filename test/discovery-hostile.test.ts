@@ -15,7 +15,7 @@ import { DiscoveryAgent } from '../src/agent.ts';
 import { Discovery } from '../src/discovery.ts';
 import type { DiscoveryOptions } from '../src/options.ts';
 import { Bind9 } from './support/bind9.ts';
-import { discoverResponse, mockCloudMap, TEST_CREDENTIALS, TEST_REGION } from './support/cloudmap-msw.ts';
+import { FakeCloudMap, TEST_CREDENTIALS, TEST_REGION } from './support/fake-cloudmap.ts';
 import { FaultDns, reply } from './support/fault-dns.ts';
 
 const BURST = 600;
@@ -24,20 +24,18 @@ const burstAddress = (i: number): string => `127.9.${i >> 8}.${i & 255}`;
 
 let bind: Bind9;
 const open: Array<{ close(): Promise<void> }> = [];
-const cloudMap = mockCloudMap(TEST_REGION, () =>
-  discoverResponse(
-    [
-      { id: 'unspecified-6', attributes: { AWS_INSTANCE_IPV6: '::', AWS_INSTANCE_PORT: '8080' } },
-      { id: 'multicast-6', attributes: { AWS_INSTANCE_IPV6: 'ff02::1', AWS_INSTANCE_PORT: '8080' } },
-      { id: 'zone-id', attributes: { AWS_INSTANCE_IPV6: 'fe80::1%lo', AWS_INSTANCE_PORT: '8080' } },
-      { id: 'link-local-6', attributes: { AWS_INSTANCE_IPV6: 'fe80::1', AWS_INSTANCE_PORT: '8080' } },
-      { id: 'metadata', attributes: { AWS_INSTANCE_IPV4: '169.254.169.254', AWS_INSTANCE_PORT: '80' } },
-      { id: 'broadcast', attributes: { AWS_INSTANCE_IPV4: '255.255.255.255', AWS_INSTANCE_PORT: '8080' } },
-      { id: 'good', attributes: { AWS_INSTANCE_IPV4: '127.0.0.2', AWS_INSTANCE_PORT: '8080' } },
-    ],
-    1,
-  ),
-);
+const cloudMap = new FakeCloudMap();
+for (const instance of [
+  { id: 'unspecified-6', attributes: { AWS_INSTANCE_IPV6: '::', AWS_INSTANCE_PORT: '8080' } },
+  { id: 'multicast-6', attributes: { AWS_INSTANCE_IPV6: 'ff02::1', AWS_INSTANCE_PORT: '8080' } },
+  { id: 'zone-id', attributes: { AWS_INSTANCE_IPV6: 'fe80::1%lo', AWS_INSTANCE_PORT: '8080' } },
+  { id: 'link-local-6', attributes: { AWS_INSTANCE_IPV6: 'fe80::1', AWS_INSTANCE_PORT: '8080' } },
+  { id: 'metadata', attributes: { AWS_INSTANCE_IPV4: '169.254.169.254', AWS_INSTANCE_PORT: '80' } },
+  { id: 'broadcast', attributes: { AWS_INSTANCE_IPV4: '255.255.255.255', AWS_INSTANCE_PORT: '8080' } },
+  { id: 'good', attributes: { AWS_INSTANCE_IPV4: '127.0.0.2', AWS_INSTANCE_PORT: '8080' } },
+]) {
+  cloudMap.register('myapp.local', 'orders', instance);
+}
 const msw = setupServer(cloudMap.handler);
 
 beforeAll(async () => {

@@ -21,7 +21,7 @@ import { ResolutionCache, validateCacheOptions, type CacheEntry } from '../src/c
 import { Discovery } from '../src/discovery.ts';
 import { NotFoundError, ResolveError, SignpostError } from '../src/errors.ts';
 import type { Instance, Resolution } from '../src/types.ts';
-import { discoverResponse, mockCloudMap, TEST_CREDENTIALS, TEST_REGION, type SummaryInput } from './support/cloudmap-msw.ts';
+import { FakeCloudMap, TEST_CREDENTIALS, TEST_REGION } from './support/fake-cloudmap.ts';
 import { FakeClock, flush } from './support/fake-clock.ts';
 import { FaultDns, reply } from './support/fault-dns.ts';
 
@@ -192,7 +192,13 @@ describe('generated DNS answers through the wire client and c-ares', () => {
 // ---------------------------------------------------------------- Cloud Map
 
 const attributeValue = fc.oneof(fc.string({ maxLength: 12 }), fc.constantFrom('', ' ', '8080', '0', '65536', '-1', '80.5', '1e3', '0x50'));
-const cloudMapInstance: fc.Arbitrary<SummaryInput> = fc.record({
+interface GeneratedInstance {
+  id: string;
+  attributes: Record<string, string>;
+  healthStatus: 'HEALTHY' | 'UNHEALTHY' | 'UNKNOWN';
+}
+
+const cloudMapInstance: fc.Arbitrary<GeneratedInstance> = fc.record({
   id: fc.string({ minLength: 1, maxLength: 16 }),
   attributes: fc
     .record(
@@ -206,18 +212,26 @@ const cloudMapInstance: fc.Arbitrary<SummaryInput> = fc.record({
       { requiredKeys: [] },
     )
     .map((attributes) => attributes as Record<string, string>),
-  healthStatus: fc.constantFrom('HEALTHY', 'UNHEALTHY', 'UNKNOWN'),
+  healthStatus: fc.constantFrom('HEALTHY' as const, 'UNHEALTHY' as const, 'UNKNOWN' as const),
 });
 
 describe('generated Cloud Map payloads through the AWS SDK', () => {
-  const payloads = new Map<string, SummaryInput[] | 'throttle' | 'missing'>();
-  const cloudMap = mockCloudMap(TEST_REGION, async (call) => {
-    const { awsError } = await import('./support/cloudmap-msw.ts');
-    const payload = payloads.get(String(call.body.ServiceName));
-    if (payload === undefined || payload === 'missing') return awsError('ServiceNotFound', 400);
-    if (payload === 'throttle') return awsError('RequestLimitExceeded', 400);
-    return call.operation === 'DiscoverInstances' ? discoverResponse(payload, 1, 'myapp.local', String(call.body.ServiceName)) : { InstancesRevision: 1 };
-  });
+  // The stand-in answers as the API model: a missing service is ServiceNotFound (404), a
+  // throttled call RequestLimitExceeded (429); UNKNOWN health means a service without health checks.
+  const cloudMap = new FakeCloudMap();
+  const throttled = new Set<string>();
+  cloudMap.respond((call) => (throttled.has(String(call.body.ServiceName)) ? { type: 'RequestLimitExceeded' } : undefined));
+  function publish(service: string, payload: GeneratedInstance[] | 'throttle' | 'missing'): void {
+    if (payload === 'missing') return;
+    if (payload === 'throttle') {
+      throttled.add(service);
+      return;
+    }
+    cloudMap.createService('myapp.local', service, { healthCheck: payload.some((i) => i.healthStatus === 'UNKNOWN') ? 'none' : 'custom' });
+    for (const { id, attributes, healthStatus } of payload) {
+      cloudMap.register('myapp.local', service, { id, attributes, ...(healthStatus !== 'UNKNOWN' && { healthStatus }) });
+    }
+  }
   const msw = setupServer(cloudMap.handler);
   beforeAll(() => msw.listen({ onUnhandledFrame: 'error' }));
   afterAll(() => msw.close());
@@ -227,7 +241,8 @@ describe('generated Cloud Map payloads through the AWS SDK', () => {
     tally.errors.clear();
     const d = new Discovery({
       namespaces: { 'myapp.local': { via: 'cloudmap' } },
-      cloudMap: { region: TEST_REGION, credentials: TEST_CREDENTIALS, retries: 0, maxCallsPerSecond: 10_000 },
+      // Polled often, so the call budget that throttling cuts (a share of the polling demand) stays ample.
+      cloudMap: { region: TEST_REGION, credentials: TEST_CREDENTIALS, retries: 0, maxCallsPerSecond: 10_000, pollInterval: 100 },
       cache: { maxNames: MAX_NAMES },
     });
     let run = 0;
@@ -237,10 +252,11 @@ describe('generated Cloud Map payloads through the AWS SDK', () => {
           fc.oneof(fc.array(cloudMapInstance, { maxLength: 6 }), fc.constantFrom('throttle' as const, 'missing' as const)),
           async (payload) => {
             const service = `s${run++}`;
-            payloads.set(service, payload);
+            publish(service, payload);
             checkOutcome((await Promise.allSettled([d.resolve(`${service}.myapp.local`)]))[0]!);
             expect(d.stats().names).toBeLessThanOrEqual(MAX_NAMES);
-            payloads.delete(service);
+            throttled.delete(service);
+            cloudMap.deleteService('myapp.local', service);
           },
         ),
         params(80),

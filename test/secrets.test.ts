@@ -15,7 +15,7 @@ import { ResolutionCache, validateCacheOptions } from '../src/cache.ts';
 import { Discovery } from '../src/discovery.ts';
 import { ResolveError } from '../src/errors.ts';
 import { redactText } from '../src/redact.ts';
-import { awsError, discoverResponse, mockCloudMap, TEST_REGION } from './support/cloudmap-msw.ts';
+import { FakeCloudMap, TEST_REGION } from './support/fake-cloudmap.ts';
 import { FakeClock } from './support/fake-clock.ts';
 
 const SECRET = 'wJalrXUtnFEMI-K7MDENG-SECRET-0a1b2c';
@@ -35,10 +35,15 @@ const CHANNELS = [
 ];
 
 let failure: 'credentials' | 'signature' | 'ok' = 'ok';
-const cloudMap = mockCloudMap(TEST_REGION, () =>
+// The planted access key is one the stand-in's account knows, so the signed call goes through.
+const cloudMap = new FakeCloudMap({ accessKeys: [KEY_ID] });
+for (const service of ['orders', 'billing', 'payments']) {
+  cloudMap.register('myapp.local', service, { id: 'a', attributes: { AWS_INSTANCE_IPV4: '127.0.0.2', AWS_INSTANCE_PORT: '8080' } });
+}
+cloudMap.respond(() =>
   failure === 'signature'
-    ? awsError('SignatureDoesNotMatch', 403, `The canonical request was POST / X-Amz-Security-Token:${TOKEN} key ${SECRET}`)
-    : discoverResponse([{ id: 'a', attributes: { AWS_INSTANCE_IPV4: '127.0.0.2', AWS_INSTANCE_PORT: '8080' } }], 1),
+    ? { type: 'SignatureDoesNotMatch', status: 403, message: `The canonical request was POST / X-Amz-Security-Token:${TOKEN} key ${SECRET}` }
+    : undefined,
 );
 const msw = setupServer(cloudMap.handler);
 beforeAll(() => msw.listen({ onUnhandledFrame: 'error' }));

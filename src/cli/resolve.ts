@@ -8,7 +8,7 @@ import { DnsResolver } from '../resolvers/dns.ts';
 import { SrvResolver } from '../resolvers/srv.ts';
 import { SignpostError } from '../errors.ts';
 import { instanceKey } from '../instance.ts';
-import type { Resolution, Resolver } from '../types.ts';
+import type { Resolution, ResolveContext, Resolver } from '../types.ts';
 import {
   describeSource,
   EXIT_FAILURE,
@@ -63,11 +63,17 @@ export function openSource(source: Source): OpenedSource {
   if (source.via === 'cloudmap') {
     const client = new CloudMapClient(source.cloudMap);
     const config = source.service.via === 'cloudmap' ? source.service : undefined;
+    // Instances registered by DNS name (a load balancer) are looked up with the system's servers.
+    let dns: DnsClient | undefined;
+    const lookup = { resolve: (name: string, context: ResolveContext) => new DnsResolver((dns ??= new DnsClient({}))).resolve(name, context) };
     return {
-      resolver: new CloudMapResolver(client, { ...(config && { namespace: config.namespace, service: config.service }) }),
+      resolver: new CloudMapResolver(client, { ...(config && { namespace: config.namespace, service: config.service }) }, lookup),
       from: describeSource(source, []),
       servers: [],
-      close: () => client.close(),
+      close: () => {
+        client.close();
+        dns?.close();
+      },
     };
   }
   const client = new DnsClient(source.dns);

@@ -1,6 +1,7 @@
 /**
  * Finds instances with the Cloud Map DiscoverInstances API, checking the cheap
- * DiscoverInstancesRevision first when the cache hands back an earlier answer.
+ * DiscoverInstancesRevision first when the cache hands back an earlier answer of a service
+ * without health checks.
  */
 import { channel } from 'node:diagnostics_channel';
 import { isIP } from 'node:net';
@@ -8,19 +9,20 @@ import type { HttpInstanceSummary } from '@aws-sdk/client-servicediscovery';
 import { NotFoundError, ResolveError, SignpostError } from '../errors.ts';
 import type { CloudMapHealthStatus } from '../options.ts';
 import type { Instance, Resolution, ResolveContext, Resolver } from '../types.ts';
-import { checkHostname, checkKeys, checkObject, checkOneOf, checkString, invalid } from '../validate.ts';
-import { CLOUD_MAP_HEALTH_STATUSES, type CloudMapClient, type CloudMapTarget } from './cloudmap-client.ts';
+import { checkHostname, checkKeys, checkObject, checkOneOf, checkPort, checkString, invalid } from '../validate.ts';
+import { checkAccountId, CLOUD_MAP_HEALTH_STATUSES, type CloudMapClient, type CloudMapTarget } from './cloudmap-client.ts';
 
 export {
   CloudMapClient,
   validateCloudMapOptions,
   type CloudMapCallEvent,
   type CloudMapRetryEvent,
+  type CloudMapThrottledEvent,
 } from './cloudmap-client.ts';
 
 /** What one Cloud Map resolver looks up; every field is optional (see {@link CloudMapResolver}). */
 export interface CloudMapResolverConfig {
-  /** The Cloud Map namespace name. @default the requested name without its first label */
+  /** The Cloud Map namespace's HttpName. @default the requested name without its first label */
   namespace?: string;
   /** The Cloud Map service name. @default the first label of the requested name */
   service?: string;
@@ -30,6 +32,19 @@ export interface CloudMapResolverConfig {
   queryParameters?: Record<string, string>;
   /** Prefer instances that match these; all if none do (`OptionalParameters`). */
   optionalParameters?: Record<string, string>;
+  /** The account that owns a shared namespace (`OwnerAccount`). @default the client's `ownerAccount` */
+  ownerAccount?: string;
+  /** The port of instances registered without `AWS_INSTANCE_PORT`. @default none */
+  port?: number;
+}
+
+/**
+ * Looks up the addresses of a DNS name, for instances registered by name (`AWS_ALIAS_DNS_NAME`,
+ * `AWS_INSTANCE_CNAME`): A and AAAA records as instances with an `address`, and their TTL in
+ * milliseconds. signpost's `via: 'dns'` resolver is one.
+ */
+export interface AddressLookup {
+  resolve(name: string, context: ResolveContext): Promise<Resolution>;
 }
 
 /** What a Cloud Map resolution keeps for the next call (the `state` of its {@link Resolution}). */
@@ -38,6 +53,23 @@ export interface CloudMapState {
   readonly revision: number | undefined;
   /** When that full DiscoverInstances finished, on the client's clock (ms). */
   readonly fullAt: number;
+  /**
+   * Revision-only polls left before the next full DiscoverInstances. Counting polls rather than
+   * time keeps the full calls of many names spread out: after an outage they do not all fall
+   * due at once.
+   */
+  readonly pollsToFull: number;
+  /** Whether the service's instances report health (HEALTHY/UNHEALTHY): then polls are full calls. */
+  readonly healthChecked: boolean;
+  /** The instances of that call, kept only when some are registered by DNS name (re-resolved as their TTLs run out). */
+  readonly summaries?: readonly HttpInstanceSummary[] | undefined;
+  /** The addresses found for those DNS names, and when (client clock, ms) they expire. */
+  readonly names?: ReadonlyMap<string, NameAnswer> | undefined;
+}
+
+interface NameAnswer {
+  readonly addresses: readonly string[];
+  readonly expiresAt: number;
 }
 
 /** Published on `signpost:cloudmap:instance-skipped` for an instance that cannot be used. */
@@ -54,11 +86,15 @@ const skippedChannel = channel('signpost:cloudmap:instance-skipped');
 /** Attributes Cloud Map (and ECS) define that become fields of the Instance. */
 const IPV4 = 'AWS_INSTANCE_IPV4';
 const IPV6 = 'AWS_INSTANCE_IPV6';
+const ALIAS = 'AWS_ALIAS_DNS_NAME';
+const CNAME = 'AWS_INSTANCE_CNAME';
 const PORT = 'AWS_INSTANCE_PORT';
 const ZONE = 'AVAILABILITY_ZONE';
 const MAX_WEIGHT = 65_535;
+/** A DNS name whose lookup failed keeps its last addresses, asked again this soon (ms). */
+const NAME_RETRY_MS = 5000;
 
-const CONFIG_KEYS = ['namespace', 'service', 'healthStatus', 'queryParameters', 'optionalParameters'] as const;
+const CONFIG_KEYS = ['namespace', 'service', 'healthStatus', 'queryParameters', 'optionalParameters', 'ownerAccount', 'port'] as const;
 
 function checkParameters(path: string, value: unknown): void {
   checkObject(path, value);
@@ -86,12 +122,26 @@ export function validateCloudMapResolverConfig(
   if (config.healthStatus !== undefined) checkOneOf(`${path}.healthStatus`, config.healthStatus, CLOUD_MAP_HEALTH_STATUSES);
   if (config.queryParameters !== undefined) checkParameters(`${path}.queryParameters`, config.queryParameters);
   if (config.optionalParameters !== undefined) checkParameters(`${path}.optionalParameters`, config.optionalParameters);
+  if (config.ownerAccount !== undefined) checkAccountId(`${path}.ownerAccount`, config.ownerAccount);
+  if (config.port !== undefined) checkPort(`${path}.port`, config.port);
 }
 
 function readState(resolution: Resolution | undefined): CloudMapState | undefined {
   const state = resolution?.state as Partial<CloudMapState> | undefined;
   if (typeof state !== 'object' || state === null || typeof state.fullAt !== 'number') return undefined;
-  return { revision: typeof state.revision === 'number' ? state.revision : undefined, fullAt: state.fullAt };
+  return {
+    revision: typeof state.revision === 'number' ? state.revision : undefined,
+    fullAt: state.fullAt,
+    pollsToFull: typeof state.pollsToFull === 'number' ? state.pollsToFull : 0,
+    healthChecked: state.healthChecked === true,
+    summaries: Array.isArray(state.summaries) ? state.summaries : undefined,
+    names: state.names instanceof Map ? state.names : undefined,
+  };
+}
+
+/** Whether any instance reports a health status: services without health checks report none (or UNKNOWN). */
+function reportsHealth(summaries: readonly HttpInstanceSummary[]): boolean {
+  return summaries.some((s) => s.HealthStatus === 'HEALTHY' || s.HealthStatus === 'UNHEALTHY');
 }
 
 /**
@@ -100,24 +150,32 @@ function readState(resolution: Resolution | undefined): CloudMapState | undefine
  * first dot, and a set `namespace` or `service` replaces the part it names (a namespace rule
  * may map `myapp.local` to the Cloud Map namespace `prod.myapp.local`).
  *
- * Instances: `AWS_INSTANCE_IPV4` (else `AWS_INSTANCE_IPV6`) is the address, `AWS_INSTANCE_PORT`
- * the port, `AVAILABILITY_ZONE` the zone, the `weightAttribute` (default `weight`) the weight;
- * every other attribute, including an unused IPv6 address, stays in `attributes`. An instance
- * without a usable address, or with a port that is not one, is skipped and reported on
+ * Instances: `AWS_INSTANCE_IPV4` (else `AWS_INSTANCE_IPV6`) is the address; an instance
+ * registered by DNS name only (`AWS_ALIAS_DNS_NAME`, a load balancer, or `AWS_INSTANCE_CNAME`)
+ * becomes one instance per address of that name, looked up with `lookup` and re-resolved as its
+ * TTL runs out. `AWS_INSTANCE_PORT` is the port (else the config's `port`), `AVAILABILITY_ZONE`
+ * the zone, the `weightAttribute` (default `weight`) the weight; every other attribute, including
+ * an unused IPv6 address and the DNS name, stays in `attributes`. An instance without a usable
+ * address, or with a port that is not one, is skipped and reported on
  * `signpost:cloudmap:instance-skipped`.
  *
- * The answer's `ttl` is `CloudMapOptions.pollInterval`. When the cache hands back an earlier
- * answer, only DiscoverInstancesRevision is called; the full list is fetched again when the
- * revision moved or `fullRefreshInterval` has passed (health changes leave the revision alone).
+ * The answer's `ttl` is the client's poll interval, jittered and stretched under throttling (and
+ * no longer than a DNS name's TTL). When the cache hands back an earlier answer of a service
+ * without health checks, only DiscoverInstancesRevision is called, and the full list is fetched
+ * when the revision moved and every `fullRefreshInterval ÷ pollInterval` polls. A service with
+ * health checks gets a full DiscoverInstances every `healthRefreshInterval ÷ pollInterval` polls
+ * (by default every poll), since health changes leave the revision alone.
  */
 export class CloudMapResolver implements Resolver {
   readonly #client: CloudMapClient;
   readonly #config: CloudMapResolverConfig;
+  readonly #lookup: AddressLookup | undefined;
 
-  constructor(client: CloudMapClient, config: CloudMapResolverConfig = {}) {
+  constructor(client: CloudMapClient, config: CloudMapResolverConfig = {}, lookup?: AddressLookup) {
     validateCloudMapResolverConfig(config);
     this.#client = client;
     this.#config = { ...config };
+    this.#lookup = lookup;
   }
 
   async resolve(name: string, context: ResolveContext): Promise<Resolution> {
@@ -126,7 +184,7 @@ export class CloudMapResolver implements Resolver {
     } catch (error) {
       // The contract: nothing but a SignpostError leaves a resolver.
       if (error instanceof SignpostError) throw error;
-      throw new ResolveError(`${name}: Cloud Map lookup failed unexpectedly: ${(error as Error | null)?.message ?? String(error)}`, {
+      throw new ResolveError(`${name}: Cloud Map lookup failed unexpectedly (${(error as Error | null)?.name ?? typeof error})`, {
         hostname: name,
         cause: error,
       });
@@ -135,19 +193,24 @@ export class CloudMapResolver implements Resolver {
 
   async #resolve(name: string, { signal, previous }: ResolveContext): Promise<Resolution> {
     const target = this.#target(name);
-    const { fullRefreshInterval, pollInterval } = this.#client.options;
+    this.#client.noteActive(name);
+    const { fullRefreshInterval, healthRefreshInterval, pollInterval } = this.#client.options;
     const clock = this.#client.clock;
-    const state = readState(previous);
-    // Once a full refresh is due anyway, asking for the revision first would be a wasted call.
+    const state = previous === undefined ? undefined : readState(previous);
+    let followsRevision = false;
     if (
       previous !== undefined &&
       state !== undefined &&
       state.revision !== undefined &&
-      clock.now() - state.fullAt < fullRefreshInterval
+      state.pollsToFull > 0 &&
+      this.#client.revisionAllowed()
     ) {
+      followsRevision = true;
       const revision = await this.#client.discoverInstancesRevision(target, signal);
-      if (revision === state.revision && clock.now() - state.fullAt < fullRefreshInterval) {
-        return { instances: previous.instances, ttl: pollInterval, state };
+      if (revision === state.revision) {
+        const next: CloudMapState = { ...state, pollsToFull: state.pollsToFull - 1 };
+        if (state.summaries === undefined) return { instances: previous.instances, ttl: this.#client.nextPoll(false), state: next };
+        return this.#build(target, state.summaries, next, state, signal);
       }
     }
     const response = await this.#client.discoverInstances(
@@ -158,14 +221,89 @@ export class CloudMapResolver implements Resolver {
         optionalParameters: this.#config.optionalParameters,
       },
       signal,
+      followsRevision,
     );
+    const summaries = response.Instances ?? [];
+    // An empty answer (HealthStatus HEALTHY with none healthy) says nothing about health checks.
+    const healthChecked = summaries.length === 0 ? (state?.healthChecked ?? false) : reportsHealth(summaries);
+    // Every N-th poll is a full call; after a name's first full call the count starts at a random
+    // poll from the 2nd to the N-th, so the names of a fleet started together are not refreshed
+    // together (and no first poll repeats the call just made).
+    const every = Math.max(1, Math.round((healthChecked ? healthRefreshInterval : fullRefreshInterval) / pollInterval));
+    const next: CloudMapState = {
+      revision: response.InstancesRevision,
+      fullAt: clock.now(),
+      pollsToFull: state === undefined && every > 1 ? 1 + this.#client.spread(every - 1) : every - 1,
+      healthChecked,
+    };
+    return this.#build(target, summaries, next, state, signal);
+  }
+
+  /** Turns summaries into instances, looking up DNS names whose answers ran out. */
+  async #build(
+    target: CloudMapTarget,
+    summaries: readonly HttpInstanceSummary[],
+    next: CloudMapState,
+    previous: CloudMapState | undefined,
+    signal: AbortSignal,
+  ): Promise<Resolution> {
+    const clock = this.#client.clock;
     const instances: Instance[] = [];
-    for (const summary of response.Instances ?? []) {
-      const instance = this.#toInstance(summary, target);
-      if (instance !== undefined) instances.push(instance);
+    const byName: { summary: HttpInstanceSummary; dnsName: string }[] = [];
+    for (const summary of summaries) {
+      const found = this.#toInstance(summary, target);
+      if (found === undefined) continue;
+      if (typeof found === 'string') byName.push({ summary, dnsName: found });
+      else instances.push(found);
     }
-    const next: CloudMapState = { revision: response.InstancesRevision, fullAt: clock.now() };
-    return { instances, ttl: pollInterval, state: next };
+    let ttl = this.#client.nextPoll(previous === undefined);
+    if (byName.length === 0) return { instances, ttl, state: next };
+
+    const names = new Map<string, NameAnswer>();
+    let failure: SignpostError | undefined;
+    const wanted = [...new Set(byName.map((b) => b.dnsName))];
+    await Promise.all(
+      wanted.map(async (dnsName) => {
+        const known = previous?.names?.get(dnsName);
+        if (known !== undefined && known.expiresAt > clock.now()) {
+          names.set(dnsName, known);
+          return;
+        }
+        if (this.#lookup === undefined) return;
+        try {
+          const answer = await this.#lookup.resolve(dnsName, { signal });
+          const addresses = answer.instances.map((i) => i.address);
+          if (addresses.length > 0) names.set(dnsName, { addresses, expiresAt: clock.now() + Math.max(answer.ttl, 1000) });
+        } catch (error) {
+          if (error instanceof NotFoundError) return;
+          failure ??= error instanceof SignpostError ? error : new ResolveError(`DNS lookup of ${dnsName} failed`, { cause: error });
+          // Better the last addresses than none while the DNS server has trouble.
+          if (known !== undefined) names.set(dnsName, { addresses: known.addresses, expiresAt: clock.now() + NAME_RETRY_MS });
+        }
+      }),
+    );
+    for (const { summary, dnsName } of byName) {
+      const answer = names.get(dnsName);
+      if (answer === undefined) {
+        this.#skip(
+          summary,
+          target,
+          this.#lookup === undefined
+            ? `registered by DNS name ${dnsName}, and no DNS resolver was given to look it up`
+            : `its DNS name ${dnsName} has no address${failure === undefined ? '' : ' (the lookup failed)'}`,
+        );
+        continue;
+      }
+      for (const address of answer.addresses) instances.push(this.#fromName(summary, address, target));
+      ttl = Math.min(ttl, Math.max(1, answer.expiresAt - clock.now()));
+    }
+    if (instances.length === 0 && failure !== undefined) {
+      throw new ResolveError(
+        `${target.hostname}: the instances of Cloud Map service "${target.service}" are registered by DNS name, and looking them up failed: ${failure.message}`,
+        { hostname: target.hostname, cause: failure },
+      );
+    }
+    return { instances, ttl, state: { ...next, summaries, names } };
   }
 
   #target(name: string): CloudMapTarget {
@@ -179,53 +317,79 @@ export class CloudMapResolver implements Resolver {
         { hostname: name },
       );
     }
-    return { hostname: name, namespace, service };
+    return { hostname: name, namespace, service, ownerAccount: this.#config.ownerAccount ?? this.#client.options.ownerAccount };
   }
 
-  #toInstance(summary: HttpInstanceSummary, target: CloudMapTarget): Instance | undefined {
-    const attributes: Record<string, string> = { ...summary.Attributes };
-    const skip = (reason: string): undefined => {
-      if (skippedChannel.hasSubscribers) {
-        skippedChannel.publish({
-          hostname: target.hostname,
-          namespace: target.namespace,
-          service: target.service,
-          instanceId: summary.InstanceId,
-          reason,
-        } satisfies CloudMapSkippedEvent);
-      }
-      return undefined;
-    };
+  #skip(summary: HttpInstanceSummary, target: CloudMapTarget, reason: string): undefined {
+    if (skippedChannel.hasSubscribers) {
+      skippedChannel.publish({
+        hostname: target.hostname,
+        namespace: target.namespace,
+        service: target.service,
+        instanceId: summary.InstanceId,
+        reason,
+      } satisfies CloudMapSkippedEvent);
+    }
+    return undefined;
+  }
 
+  /** An instance, the DNS name to look up for one registered by name, or undefined (skipped). */
+  #toInstance(summary: HttpInstanceSummary, target: CloudMapTarget): Instance | string | undefined {
+    const attributes = summary.Attributes ?? {};
     const ipv4 = attributes[IPV4];
     const ipv6 = attributes[IPV6];
-    let address: string;
-    if (ipv4 !== undefined && isIP(ipv4) === 4) {
-      address = ipv4;
-      delete attributes[IPV4];
-    } else if (ipv6 !== undefined && isIP(ipv6) === 6) {
-      address = ipv6;
-      delete attributes[IPV6];
-    } else {
-      return skip(
-        ipv4 === undefined && ipv6 === undefined
-          ? `no ${IPV4} or ${IPV6} attribute`
-          : `neither ${IPV4} nor ${IPV6} is an IP address`,
-      );
+    if (ipv4 !== undefined && isIP(ipv4) === 4) return this.#instance(summary, ipv4, IPV4, target);
+    if (ipv6 !== undefined && isIP(ipv6) === 6) return this.#instance(summary, ipv6, IPV6, target);
+    const dnsName = attributes[ALIAS] ?? attributes[CNAME];
+    if (dnsName !== undefined) {
+      const bare = dnsName.endsWith('.') ? dnsName.slice(0, -1) : dnsName;
+      if (!/^[a-z0-9_.-]{1,253}$/i.test(bare) || bare.split('.').some((label) => label.length === 0 || label.length > 63)) {
+        return this.#skip(summary, target, `${attributes[ALIAS] === undefined ? CNAME : ALIAS} ${JSON.stringify(dnsName)} is not a DNS name`);
+      }
+      if (this.#portOf(summary, target) === null) return undefined;
+      return bare.toLowerCase();
     }
+    return this.#skip(
+      summary,
+      target,
+      ipv4 === undefined && ipv6 === undefined
+        ? `no ${IPV4}, ${IPV6}, ${ALIAS} or ${CNAME} attribute`
+        : `neither ${IPV4} nor ${IPV6} is an IP address`,
+    );
+  }
 
-    let port: number | undefined;
-    const rawPort = attributes[PORT];
-    if (rawPort !== undefined) {
-      port = /^\d{1,5}$/.test(rawPort) ? Number(rawPort) : Number.NaN;
-      // A wrong port would send traffic to the wrong place: better no instance than that.
-      if (!(port >= 1 && port <= 65_535)) return skip(`${PORT} ${JSON.stringify(rawPort)} is not a port`);
-      delete attributes[PORT];
+  /** The instance's port: its own, else the config's; null (reported) when its own is not a port. */
+  #portOf(summary: HttpInstanceSummary, target: CloudMapTarget): number | undefined | null {
+    const raw = summary.Attributes?.[PORT];
+    if (raw === undefined) return this.#config.port;
+    const port = /^\d{1,5}$/.test(raw) ? Number(raw) : Number.NaN;
+    // A wrong port would send traffic to the wrong place: better no instance than that.
+    if (!(port >= 1 && port <= 65_535)) {
+      this.#skip(summary, target, `${PORT} ${JSON.stringify(raw)} is not a port`);
+      return null;
     }
+    return port;
+  }
 
+  #instance(summary: HttpInstanceSummary, address: string, used: string, target: CloudMapTarget): Instance | undefined {
+    const port = this.#portOf(summary, target);
+    if (port === null) return undefined;
+    const attributes: Record<string, string> = { ...summary.Attributes };
+    delete attributes[used];
+    return this.#finish(summary, address, port, attributes);
+  }
+
+  #fromName(summary: HttpInstanceSummary, address: string, target: CloudMapTarget): Instance {
+    // The DNS name stays in attributes: it says where the addresses came from. Its port was
+    // checked when the name was collected.
+    const port = this.#portOf(summary, target) ?? undefined;
+    return this.#finish(summary, address, port, { ...summary.Attributes });
+  }
+
+  #finish(summary: HttpInstanceSummary, address: string, port: number | undefined, attributes: Record<string, string>): Instance {
+    delete attributes[PORT];
     const zone = attributes[ZONE];
     delete attributes[ZONE];
-
     let weight = 1;
     const weightAttribute = this.#client.options.weightAttribute;
     const rawWeight = attributes[weightAttribute];
@@ -233,10 +397,7 @@ export class CloudMapResolver implements Resolver {
       weight = Number(rawWeight);
       delete attributes[weightAttribute];
     }
-
-    const instance: {
-      -readonly [K in keyof Instance]: Instance[K];
-    } = {
+    const instance: { -readonly [K in keyof Instance]: Instance[K] } = {
       id: summary.InstanceId ?? address,
       address,
       weight,
