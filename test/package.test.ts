@@ -45,7 +45,18 @@ describe('the packed tarball', () => {
 
   it('holds the compiled library and the documents, nothing else', () => {
     const outside = [...files].filter((f) => !f.startsWith('dist/')).sort();
-    expect(outside).toEqual(['LICENSE', 'README.md', 'bench/README.md', 'bench/results.json', 'bench/results.svg', 'package.json']);
+    expect(outside).toEqual([
+      'LICENSE',
+      'README.md',
+      'bench/README.md',
+      'bench/fleet-health.json',
+      'bench/fleet-health.svg',
+      'bench/fleet.json',
+      'bench/fleet.svg',
+      'bench/results.json',
+      'bench/results.svg',
+      'package.json',
+    ]);
     const dist = [...files].filter((f) => f.startsWith('dist/'));
     expect(dist.filter((f) => !/\.(js|d\.ts|js\.map)$/.test(f))).toEqual([]);
     // No tests, demo or bench code compiled into it.
