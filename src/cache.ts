@@ -221,14 +221,65 @@ export class ResolutionCache {
     // Handed back on the next call for revision gating: only resolvers that keep state use it.
     entry.resolution =
       resolution.state === undefined ? undefined : { instances: entry.instances, ttl: resolution.ttl, state: resolution.state };
-    const { minTtl, maxTtl, refreshAhead } = this.settings;
+    const { minTtl, maxTtl } = this.settings;
     const ttl = Math.min(Math.max(Number.isFinite(resolution.ttl) ? resolution.ttl : maxTtl, minTtl), maxTtl);
-    entry.timer = this.#clock.setTimeout(() => this.#refreshDue(entry, ttl), Math.floor(ttl * refreshAhead));
+    const due = this.#refreshDelay(entry, resolution, ttl);
+    entry.timer = this.#clock.setTimeout(() => this.#refreshDue(entry, ttl, due), due);
+    if (resolution.late !== undefined) this.#joinLate(entry, resolution.late);
+  }
+
+  /** Entries whose last answers the registry served past their expiry, and how many in a row. */
+  readonly #staleAnswers = new WeakMap<CacheEntry, number>();
+
+  /**
+   * When a fresh answer is refreshed (if in use), in ms from now; `ttl` is clamped already.
+   *
+   * - An authority's TTL is exact: `refreshAhead` of it, less up to 10% (at most 500 ms) of
+   *   jitter, so processes started together do not query in step.
+   * - A caching resolver's TTL is what is left of its copy, rounded down to a second: a refresh
+   *   before that copy ends gets it back with less time left (near the end, TTL 0: clamped to
+   *   `minTtl` and asked again, twice the queries). So the refresh goes just after it ends: 1 s
+   *   for the rounding plus up to 500 ms of jitter, when the resolver has a fresh copy. Under one
+   *   query per TTL, and a change upstream is seen within TTL + 1.5 s.
+   * - An answer the resolver served expired (RFC 8914 EDE 3) is not fresh: it is served, but
+   *   asked for again after `minTtl`, doubling while the resolver keeps serving stale (at most
+   *   its TTL), and the name is reported on `signpost:resolve:stale`.
+   */
+  #refreshDelay(entry: CacheEntry, resolution: Resolution, ttl: number): number {
+    const jitter = Math.floor((this.#clock.random?.() ?? 0) * Math.min(ttl * 0.1, 500));
+    if (resolution.stale === true) {
+      const count = (this.#staleAnswers.get(entry) ?? 0) + 1;
+      this.#staleAnswers.set(entry, count);
+      if (count === 1 && staleChannel.hasSubscribers) {
+        const error = new ResolveError(
+          `The DNS server answered ${entry.name} with an expired record (Extended DNS Error: Stale Answer): ` +
+            'its own upstream (the authority) is failing; signpost serves the answer and keeps asking',
+          { hostname: entry.name },
+        );
+        staleChannel.publish({ name: entry.name, instances: entry.instances, error });
+      }
+      return Math.min(ttl, this.settings.minTtl * 2 ** Math.min(count - 1, 16)) + jitter;
+    }
+    this.#staleAnswers.delete(entry);
+    if (resolution.fromCache === true) return ttl + 1000 + jitter;
+    return Math.max(Math.floor(ttl * this.settings.refreshAhead) - jitter, 1);
+  }
+
+  /** A family that answered after the resolution delay joins the set, unless a newer answer came first. */
+  #joinLate(entry: CacheEntry, late: Promise<Resolution | undefined>): void {
+    const timer = entry.timer;
+    late.then(
+      (resolution) => {
+        if (resolution === undefined || entry.timer !== timer || entry.evicted || entry.state !== 'fresh') return;
+        this.#succeeded(entry, resolution, this.#clock.now());
+      },
+      () => {},
+    );
   }
 
   /** Refresh point: refresh a name in use; let an unused one lapse at expiry. */
-  #refreshDue(entry: CacheEntry, ttl: number): void {
-    const remaining = ttl - Math.floor(ttl * this.settings.refreshAhead);
+  #refreshDue(entry: CacheEntry, ttl: number, due: number): void {
+    const remaining = ttl - due;
     if (entry.used) {
       entry.used = false;
       // Served names stay recent in the LRU even though picks never touch it.

@@ -38,6 +38,25 @@ export interface Resolution {
    * revision here). Resolvers hold no state of their own: the cache hands this back.
    */
   readonly state?: unknown;
+  /**
+   * The registry answered from a cache of its own (a recursive resolver, not the authority): `ttl`
+   * is what was left of the record's TTL, rounded down to a whole second. The cache then
+   * refreshes just after it runs out, not before it, when the resolver would hand back the same
+   * copy with less time left.
+   */
+  readonly fromCache?: boolean;
+  /**
+   * The registry said this answer is past its expiry (a resolver serving stale data, RFC 8767,
+   * told by RFC 8914 Extended DNS Error 3 or 19): it is served, but asked for again soon rather
+   * than kept for its TTL.
+   */
+  readonly stale?: boolean;
+  /**
+   * A fuller answer on its way: an address family that answered after the resolution delay
+   * (RFC 8305). It joins the set when it comes, unless a newer answer came first. Settles with
+   * undefined when there is nothing to add; never rejects.
+   */
+  readonly late?: Promise<Resolution | undefined>;
 }
 
 /** What a resolver is given besides the name. */
