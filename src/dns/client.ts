@@ -20,6 +20,7 @@ import {
   EDE_STALE_NXDOMAIN,
   exchange,
   ExchangeError,
+  SpareSockets,
   normalizeName,
   type WireQuestion,
   type WireResponse,
@@ -211,6 +212,8 @@ export class DnsClient {
   readonly #closing = new AbortController();
   /** Servers that answered FORMERR to EDNS0 and then answered without it. */
   readonly #noEdns = new Set<DnsServer>();
+  /** Sockets opened ahead for the server asked first. */
+  readonly #spare = new SpareSockets();
   #inflight = 0;
   readonly #waiting: Array<{ resolve: () => void }> = [];
 
@@ -424,24 +427,28 @@ export class DnsClient {
   async query(name: string, type: RecordType, signal?: AbortSignal): Promise<WireResponse> {
     this.#checkUsable(name, type);
     const closing = this.#closing.signal;
-    const combined = signal === undefined ? closing : AbortSignal.any([signal, closing]);
+    // Two signals listened to side by side: AbortSignal.any would cost a dependent signal (and
+    // weak references held until GC) per query, on every cold name.
+    const combined = signal ?? closing;
+    const aborted = (): boolean => combined.aborted || closing.aborted;
     const question: WireQuestion = { name, type };
     const failures: ExchangeError[] = [];
     let acquired = false;
     try {
-      await this.#acquire(combined);
+      const wait = this.#acquire(signal);
+      if (wait !== undefined) await wait;
       acquired = true;
       const order = this.#pool.order();
       for (const due of this.#pool.due()) this.#probe(due, question);
       for (let round = 0; round < this.settings.tries; round++) {
         for (const server of order) {
-          combined.throwIfAborted();
+          if (aborted()) throw new Error('aborted');
           try {
             const response = await this.#exchange(server, question, combined);
             this.#pool.succeeded(server);
             return response;
           } catch (error) {
-            combined.throwIfAborted();
+            if (aborted()) throw error;
             const failure =
               error instanceof ExchangeError ? error : new ExchangeError('network', server, String(error), { cause: error });
             failures.push(failure);
@@ -451,7 +458,7 @@ export class DnsClient {
       }
       throw new Error('every server failed');
     } catch (error) {
-      throw this.#toError(name, type, failures, error, combined);
+      throw this.#toError(name, type, failures, error, combined.aborted ? combined : closing);
     } finally {
       if (acquired) this.#release();
     }
@@ -462,6 +469,8 @@ export class DnsClient {
     const options = {
       timeout: this.settings.timeout,
       signal,
+      closing: this.#closing.signal,
+      sockets: this.#spare,
       randomizeCase: this.settings.randomizeCase,
       edns: !this.#noEdns.has(server),
       onIgnored: (from: DnsServer, reason: string) => {
@@ -507,6 +516,7 @@ export class DnsClient {
   close(): void {
     if (this.closed) return;
     this.#closing.abort(new ClosedError());
+    this.#spare.close();
   }
 
   #checkUsable(name: string, type: string): void {
@@ -551,15 +561,14 @@ export class DnsClient {
     const advice = new Set<string>();
     for (const failure of failures) {
       const { what, check } = describeFailure(failure, this.settings.timeout);
-      const text = `${failure.server.label} ${what}`;
+      const text = this.settings.servers.length === 1 ? what : `${failure.server.label}: ${what}`;
       lines.set(text, (lines.get(text) ?? 0) + 1);
       advice.add(check);
     }
     const what = [...lines]
       .map(([text, count]) => (count === 1 ? text : text.includes(' ms') ? `${text} × ${count} tries` : `${text} (${count} tries)`))
       .join('; ');
-    const source = this.settings.source === 'dns.servers' ? '' : ` (servers from ${this.settings.source})`;
-    return new ResolveError(`DNS query for ${where} failed: ${what}${source}: ${[...advice].join('; ')}.${this.#shortNameHint(name)}`, {
+    return new ResolveError(`DNS query for ${where} from ${this.#serverList()} failed: ${what}: ${[...advice].join('; ')}.${this.#shortNameHint(name)}`, {
       hostname: name,
       cause: failures.at(-1),
     });
@@ -573,19 +582,19 @@ function describeFailure(failure: ExchangeError, timeout: number): { what: strin
       const ignored = /\((ignored packets: [^)]*)\)/.exec(failure.message)?.[1];
       if (ignored?.includes('0x20')) {
         return {
-          what: `gave no usable answer within ${timeout} ms (${ignored})`,
+          what: `no usable answer within ${timeout} ms (${ignored})`,
           check: 'this server does not keep the case of questions: turn dns.randomizeCase off',
         };
       }
       return {
-        what: `gave no answer within ${timeout} ms${ignored === undefined ? '' : ` (${ignored})`}`,
-        check: 'check that the server is up and reachable (firewall, security groups) and dns.timeout',
+        what: `no answer within ${timeout} ms${ignored === undefined ? '' : ` (${ignored})`}`,
+        check: 'check that the servers are reachable (firewall, security groups) and running, and dns.timeout',
       };
     }
     case 'network':
       return /ECONNREFUSED/.test(failure.message)
-        ? { what: 'refused the connection (ECONNREFUSED)', check: 'check that a DNS server listens there (dns.servers)' }
-        : { what: `could not be reached (${failure.message})`, check: 'check the route to the server (dns.servers)' };
+        ? { what: 'connection refused (ECONNREFUSED)', check: 'check that a DNS server listens there (dns.servers)' }
+        : { what: `unreachable (${failure.message})`, check: 'check the route to the server (dns.servers)' };
     case 'rcode':
       if (failure.rcode === 'REFUSED') {
         return { what: failure.message, check: 'REFUSED: the server does not serve this name to this host; check its zones and who it allows to query' };

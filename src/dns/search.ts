@@ -1,0 +1,88 @@
+/**
+ * Short names, the way getaddrinfo treats them: `http://orders/` under
+ * `search default.svc.cluster.local svc.cluster.local` is looked up as
+ * `orders.default.svc.cluster.local`, then `orders.svc.cluster.local`, then `orders`, and the
+ * first name that exists wins. Each of those names is routed on its own (`services` and
+ * `namespaces` rules match the expanded name); the cache keeps the answer under the name the
+ * caller wrote, which also stays the Host header.
+ */
+import { NotFoundError } from '../errors.ts';
+import type { DnsOptions } from '../options.ts';
+import type { Resolution, ResolveContext, Resolver } from '../types.ts';
+import { isHostname } from '../validate.ts';
+import { dnsSettings } from './client.ts';
+import { searchCandidates } from './resolv-conf.ts';
+
+export interface SearchSettings {
+  readonly search: readonly string[];
+  readonly ndots: number;
+  readonly noTldQuery: boolean;
+  /** Where they come from, for messages. */
+  readonly source: string;
+}
+
+/** The search settings in force for `options`: `dns.search`/`dns.ndots`, else resolv.conf's (without `dns.servers`). */
+export function searchSettings(options: DnsOptions = {}): SearchSettings {
+  const settings = dnsSettings(options);
+  const fromOptions = options.search !== undefined;
+  return {
+    search: settings.search,
+    ndots: settings.ndots,
+    noTldQuery: settings.noTldQuery,
+    source: fromOptions ? 'dns.search' : settings.source,
+  };
+}
+
+/** A name to try and the resolver its route gives it. */
+export interface SearchCandidate {
+  readonly name: string;
+  readonly resolver: Resolver;
+}
+
+/** The names to try for `name`, valid host names only; just `[name]` without a search list. */
+export function candidatesOf(name: string, settings: SearchSettings): string[] {
+  if (settings.search.length === 0) return [name];
+  return searchCandidates(name, settings).filter(isHostname);
+}
+
+/**
+ * Tries each candidate in turn: the first with instances wins. A name that does not exist, or has
+ * no records, moves on to the next (as getaddrinfo does); a registry that fails (SERVFAIL,
+ * timeout) ends the search with its error, so a passing fault never sends traffic to a
+ * different name further down the list (the answer in hand is served stale meanwhile).
+ */
+export class SearchResolver implements Resolver {
+  readonly #candidates: readonly SearchCandidate[];
+  readonly #settings: SearchSettings;
+
+  constructor(candidates: readonly SearchCandidate[], settings: SearchSettings) {
+    this.#candidates = candidates;
+    this.#settings = settings;
+  }
+
+  async resolve(name: string, context: ResolveContext): Promise<Resolution> {
+    let empty: Resolution | undefined;
+    const tried: string[] = [];
+    for (const candidate of this.#candidates) {
+      let resolution: Resolution;
+      try {
+        resolution = await candidate.resolver.resolve(candidate.name, context);
+      } catch (error) {
+        if (!(error instanceof NotFoundError)) throw error;
+        tried.push(`${candidate.name} (does not exist)`);
+        continue;
+      }
+      if (resolution.instances.length > 0) return resolution;
+      empty ??= resolution;
+      tried.push(`${candidate.name} (no records)`);
+    }
+    if (empty !== undefined) return empty;
+    const { search, ndots, source } = this.#settings;
+    throw new NotFoundError(
+      `${name} was not found under any name of the search list: tried ${tried.join(', ')}. ` +
+        `The search list (${search.join(' ')}) and ndots (${ndots}) come from ${source}: ` +
+        'call the service by its full name, or set dns.search and dns.ndots',
+      { hostname: name },
+    );
+  }
+}
