@@ -234,13 +234,16 @@ export class ResolutionCache {
   /**
    * When a fresh answer is refreshed (if in use), in ms from now; `ttl` is clamped already.
    *
-   * - An authority's TTL is exact: `refreshAhead` of it, less up to 10% (at most 500 ms) of
-   *   jitter, so processes started together do not query in step.
-   * - A caching resolver's TTL is what is left of its copy, rounded down to a second: a refresh
-   *   before that copy ends gets it back with less time left (near the end, TTL 0: clamped to
-   *   `minTtl` and asked again, twice the queries). So the refresh goes just after it ends: 1 s
-   *   for the rounding plus up to 500 ms of jitter, when the resolver has a fresh copy. Under one
-   *   query per TTL, and a change upstream is seen within TTL + 1.5 s.
+   * - A DNS TTL is whole seconds, and a caching resolver on the way (unbound, dnsmasq, the VPC
+   *   resolver, CoreDNS's cache) counts it down and keeps its copy up to a second past it,
+   *   answering TTL 0 meanwhile. A refresh before that copy ends gets it back with less time
+   *   left (TTL 0: clamped to `minTtl` and asked again, twice the queries). So DNS answers are
+   *   refreshed just after it ends: 1 s for the rounding plus up to 500 ms of jitter, when the
+   *   resolver has fetched a fresh copy. At most one query per TTL, and a change upstream is seen
+   *   within TTL + 1.5 s (plus the resolver's own fetch). `refreshAhead` does not apply.
+   * - Other answers (Cloud Map's poll interval) are refreshed at `refreshAhead` of their TTL,
+   *   less up to 10% (at most 500 ms) of jitter.
+   * - In both, the jitter keeps processes started together from querying in step.
    * - An answer the resolver served expired (RFC 8914 EDE 3) is not fresh: it is served, but
    *   asked for again after `minTtl`, doubling while the resolver keeps serving stale (at most
    *   its TTL), and the name is reported on `signpost:resolve:stale`.
@@ -261,7 +264,7 @@ export class ResolutionCache {
       return Math.min(ttl, this.settings.minTtl * 2 ** Math.min(count - 1, 16)) + jitter;
     }
     this.#staleAnswers.delete(entry);
-    if (resolution.fromCache === true) return ttl + 1000 + jitter;
+    if (resolution.dnsTtl === true) return ttl + 1000 + jitter;
     return Math.max(Math.floor(ttl * this.settings.refreshAhead) - jitter, 1);
   }
 

@@ -39,12 +39,13 @@ export interface Resolution {
    */
   readonly state?: unknown;
   /**
-   * The registry answered from a cache of its own (a recursive resolver, not the authority): `ttl`
-   * is what was left of the record's TTL, rounded down to a whole second. The cache then
-   * refreshes just after it runs out, not before it, when the resolver would hand back the same
-   * copy with less time left.
+   * The TTL came off the DNS wire: whole seconds, counted down by any caching resolver on the
+   * way, which keeps its copy up to a second past what it says (answering TTL 0 meanwhile). The
+   * cache then refreshes 1 s after the TTL runs out, when that copy has gone and the resolver
+   * fetches a fresh one, rather than before, when it would hand back the same copy with less
+   * time left.
    */
-  readonly fromCache?: boolean;
+  readonly dnsTtl?: boolean;
   /**
    * The registry said this answer is past its expiry (a resolver serving stale data, RFC 8767,
    * told by RFC 8914 Extended DNS Error 3 or 19): it is served, but asked for again soon rather

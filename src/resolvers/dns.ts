@@ -60,7 +60,7 @@ export class DnsResolver implements Resolver {
       instances,
       ttl: instances.length === 0 ? NODATA_TTL_MS : found.ttl,
     };
-    if (found.fromCache) resolution.fromCache = true;
+    if (instances.length > 0) resolution.dnsTtl = true;
     if (found.stale) resolution.stale = true;
     if (found.late !== undefined) {
       resolution.late = found.late.then((late) => (late === undefined ? undefined : this.#resolution(late)));

@@ -82,7 +82,7 @@ export class SrvResolver implements Resolver {
     }
     const flags = { fromCache: chain.fromCache, stale: chain.stale };
     if (records.length === 0) {
-      return { instances: [], ttl: chain.records.length > 0 ? chain.ttl : negativeTtl(response), ...only(flags) };
+      return { instances: [], ttl: chain.records.length > 0 ? chain.ttl : negativeTtl(response) };
     }
 
     const additional = addressesIn(response);
@@ -234,8 +234,8 @@ function merge(have: AddressLookup, found: AddressLookup): AddressLookup {
   return merged;
 }
 
-function only(flags: { fromCache: boolean; stale: boolean }): { fromCache?: true; stale?: true } {
-  return { ...(flags.fromCache && { fromCache: true }), ...(flags.stale && { stale: true }) };
+function only(flags: { fromCache: boolean; stale: boolean }): { dnsTtl: true; stale?: true } {
+  return { dnsTtl: true, ...(flags.stale && { stale: true }) };
 }
 
 /** A and AAAA records in the additional section, by owner name and family. */

@@ -1,0 +1,77 @@
+/**
+ * A real dnsmasq on a loopback port, for tests: a caching forwarder (as in Docker and on many
+ * hosts) to a loopback authority, counting TTLs down.
+ *
+ * It can never send a packet off the machine: no resolv.conf (`--no-resolv`), no system config
+ * file (`--conf-file=/dev/null`), no /etc/hosts, and its only upstream is the loopback server it
+ * is given.
+ *
+ * Usage:
+ *   const dnsmasq = await Dnsmasq.start({ upstream: bind.server });
+ *   dnsmasq.server                          // '127.0.0.1:PORT'
+ *   dnsmasq.queries('web.test.local', 'A')  // queries clients sent it
+ *   await dnsmasq.close();
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort } from './bind9.ts';
+import { DnsDaemon, escapeName } from './dns-daemon.ts';
+
+const DNSMASQ = process.env.SIGNPOST_DNSMASQ ?? '/usr/sbin/dnsmasq';
+
+export interface DnsmasqOptions {
+  /** The loopback server, `address:port`, every query is forwarded to. */
+  upstream: string;
+  /** A zone of `upstream`, asked to tell when dnsmasq is up. */
+  probe: string;
+  /** @default '127.0.0.1' */
+  address?: string;
+}
+
+export class Dnsmasq extends DnsDaemon {
+  static async start(options: DnsmasqOptions): Promise<Dnsmasq> {
+    const address = options.address ?? '127.0.0.1';
+    const [upstreamAddress, upstreamPort] = options.upstream.split(':');
+    if (upstreamAddress === undefined || !upstreamAddress.startsWith('127.')) {
+      throw new Error(`dnsmasq's upstream must be on 127.0.0.0/8, not ${options.upstream}`);
+    }
+    const dir = await mkdtemp(join(tmpdir(), 'signpost-dnsmasq-'));
+    let lastError: unknown;
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const port = await freePort(address);
+      const args = [
+        '--keep-in-foreground',
+        '--conf-file=/dev/null',
+        '--no-resolv',
+        '--no-hosts',
+        '--no-poll',
+        `--server=${upstreamAddress}#${upstreamPort ?? '53'}`,
+        `--listen-address=${address}`,
+        '--bind-interfaces',
+        `--port=${port}`,
+        `--pid-file=${join(dir, 'dnsmasq.pid')}`,
+        '--user=root',
+        '--log-queries',
+        '--log-facility=-',
+        '--cache-size=1000',
+        '--edns-packet-max=1232',
+      ];
+      const server = new Dnsmasq({ name: 'dnsmasq', command: DNSMASQ, args, probe: options.probe }, address, port, dir);
+      try {
+        await server.start();
+        return server;
+      } catch (error) {
+        lastError = error;
+      }
+    }
+    await rm(dir, { recursive: true, force: true });
+    throw new Error(`dnsmasq did not start: ${String(lastError)}`);
+  }
+
+  /** How many queries for `name` (and `type`) clients have sent since (re)start. */
+  queries(name: string, type?: string): number {
+    const pattern = new RegExp(`query\\[${type ?? '\\S+'}\\] ${escapeName(name)} from`, 'gi');
+    return this.log.match(pattern)?.length ?? 0;
+  }
+}
