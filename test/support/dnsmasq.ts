@@ -25,6 +25,8 @@ export interface DnsmasqOptions {
   upstream: string;
   /** A zone of `upstream`, asked to tell when dnsmasq is up. */
   probe: string;
+  /** Zones forwarded elsewhere (also on loopback): zone → `address:port`. */
+  domains?: Record<string, string>;
   /** @default '127.0.0.1' */
   address?: string;
 }
@@ -36,6 +38,11 @@ export class Dnsmasq extends DnsDaemon {
     if (upstreamAddress === undefined || !upstreamAddress.startsWith('127.')) {
       throw new Error(`dnsmasq's upstream must be on 127.0.0.0/8, not ${options.upstream}`);
     }
+    const domainServers = Object.entries(options.domains ?? {}).map(([zone, server]) => {
+      const [address, port] = server.split(':');
+      if (address === undefined || !address.startsWith('127.')) throw new Error(`dnsmasq's upstreams must be on 127.0.0.0/8, not ${server}`);
+      return `--server=/${zone}/${address}#${port ?? '53'}`;
+    });
     const dir = await mkdtemp(join(tmpdir(), 'signpost-dnsmasq-'));
     let lastError: unknown;
     for (let attempt = 0; attempt < 5; attempt++) {
@@ -47,6 +54,7 @@ export class Dnsmasq extends DnsDaemon {
         '--no-hosts',
         '--no-poll',
         `--server=${upstreamAddress}#${upstreamPort ?? '53'}`,
+        ...domainServers,
         `--listen-address=${address}`,
         '--bind-interfaces',
         `--port=${port}`,

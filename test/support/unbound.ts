@@ -83,6 +83,8 @@ export class Unbound extends DnsDaemon {
         ...(options.serveExpired
           ? ['  serve-expired: yes', '  serve-expired-ttl: 0', '  serve-expired-reply-ttl: 30', '  ede: yes', '  ede-serve-expired: yes']
           : []),
+        // RFC 6761 names (test., invalid., ...) are answered NXDOMAIN by unbound itself unless freed.
+        ...options.zones.map((zone) => `  local-zone: "${zone.split('.').at(-1)}." nodefault`),
         'remote-control:',
         '  control-enable: no',
         ...options.zones.flatMap((zone) => ['stub-zone:', `  name: "${zone}"`, `  stub-addr: ${upstream}`]),
