@@ -26,6 +26,8 @@ export const DEFAULT_NEGATIVE_TTL_MS = 5000;
 export const DEFAULT_MAX_NAMES = 10_000;
 /** Refresh when the TTL runs out (the answer is served until the new one arrives): one query per TTL. */
 export const DEFAULT_REFRESH_AHEAD = 1;
+/** First wait before an answer a resolver served expired is asked for again; doubles up to its TTL. */
+const STALE_ANSWER_RETRY_MS = 500;
 /** First wait before a stale entry asks the registry again; doubles up to the max. */
 const STALE_RETRY_MIN_MS = 1000;
 /** RFC 8767 suggests 30 s between attempts while serving stale. */
@@ -245,8 +247,9 @@ export class ResolutionCache {
    *   less up to 10% (at most 500 ms) of jitter.
    * - In both, the jitter keeps processes started together from querying in step.
    * - An answer the resolver served expired (RFC 8914 EDE 3) is not fresh: it is served, but
-   *   asked for again after `minTtl`, doubling while the resolver keeps serving stale (at most
-   *   its TTL), and the name is reported on `signpost:resolve:stale`.
+   *   asked for again after 500 ms (the resolver fetches a fresh copy meanwhile), doubling while
+   *   it keeps serving stale (its upstream is down), at most its TTL; the name is reported on
+   *   `signpost:resolve:stale`.
    */
   #refreshDelay(entry: CacheEntry, resolution: Resolution, ttl: number): number {
     const jitter = Math.floor((this.#clock.random?.() ?? 0) * Math.min(ttl * 0.1, 500));
@@ -261,7 +264,7 @@ export class ResolutionCache {
         );
         staleChannel.publish({ name: entry.name, instances: entry.instances, error });
       }
-      return Math.min(ttl, this.settings.minTtl * 2 ** Math.min(count - 1, 16)) + jitter;
+      return Math.min(ttl, STALE_ANSWER_RETRY_MS * 2 ** Math.min(count - 1, 16)) + jitter;
     }
     this.#staleAnswers.delete(entry);
     if (resolution.dnsTtl === true) return ttl + 1000 + jitter;
