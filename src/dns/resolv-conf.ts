@@ -65,7 +65,8 @@ export function parseResolvConf(text: string, context: ResolvConfContext = {}): 
     }
   };
   for (const raw of text.split('\n')) {
-    if (raw.startsWith('#') || raw.startsWith(';')) continue;
+    // As glibc: a keyword counts only at the very start of its line.
+    if (raw.startsWith('#') || raw.startsWith(';') || raw.startsWith(' ') || raw.startsWith('\t')) continue;
     const words = raw.split(/[ \t]+/).filter((w) => w.length > 0);
     const [keyword, ...rest] = words;
     const comment = rest.findIndex((x) => x.startsWith('#') || x.startsWith(';'));
