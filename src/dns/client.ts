@@ -206,6 +206,16 @@ export const ignoredResponseChannel = channel('signpost:dns:ignored-response');
 
 const FAMILY_TYPE = { 4: 'A', 6: 'AAAA' } as const;
 
+const refusedEverywhere = new WeakSet<Error>();
+
+/**
+ * Whether every server answered REFUSED: they do not serve that name to this host, a lasting
+ * statement about the name (the search list moves on), not a passing failure.
+ */
+export function isRefused(error: unknown): boolean {
+  return error instanceof Error && refusedEverywhere.has(error);
+}
+
 export class DnsClient {
   readonly settings: DnsSettings;
   readonly #pool: ServerSet;
@@ -568,10 +578,12 @@ export class DnsClient {
     const what = [...lines]
       .map(([text, count]) => (count === 1 ? text : text.includes(' ms') ? `${text} × ${count} tries` : `${text} (${count} tries)`))
       .join('; ');
-    return new ResolveError(`DNS query for ${where} from ${this.#serverList()} failed: ${what}: ${[...advice].join('; ')}.${this.#shortNameHint(name)}`, {
+    const result = new ResolveError(`DNS query for ${where} from ${this.#serverList()} failed: ${what}: ${[...advice].join('; ')}.${this.#shortNameHint(name)}`, {
       hostname: name,
       cause: failures.at(-1),
     });
+    if (failures.every((f) => f.rcode === 'REFUSED')) refusedEverywhere.add(result);
+    return result;
   }
 }
 

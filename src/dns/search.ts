@@ -10,7 +10,7 @@ import { NotFoundError } from '../errors.ts';
 import type { DnsOptions } from '../options.ts';
 import type { Resolution, ResolveContext, Resolver } from '../types.ts';
 import { isHostname } from '../validate.ts';
-import { dnsSettings } from './client.ts';
+import { dnsSettings, isRefused } from './client.ts';
 import { searchCandidates } from './resolv-conf.ts';
 
 export interface SearchSettings {
@@ -46,8 +46,9 @@ export function candidatesOf(name: string, settings: SearchSettings): string[] {
 }
 
 /**
- * Tries each candidate in turn: the first with instances wins. A name that does not exist, or has
- * no records, moves on to the next (as getaddrinfo does); a registry that fails (SERVFAIL,
+ * Tries each candidate in turn: the first with instances wins. A name that does not exist, has no
+ * records, or that every server refuses (not its zone) moves on to the next (as getaddrinfo
+ * does); a registry that fails (SERVFAIL,
  * timeout) ends the search with its error, so a passing fault never sends traffic to a
  * different name further down the list (the answer in hand is served stale meanwhile).
  */
@@ -62,13 +63,21 @@ export class SearchResolver implements Resolver {
 
   async resolve(name: string, context: ResolveContext): Promise<Resolution> {
     let empty: Resolution | undefined;
+    let refused: unknown;
+    let found = false;
     const tried: string[] = [];
     for (const candidate of this.#candidates) {
       let resolution: Resolution;
       try {
         resolution = await candidate.resolver.resolve(candidate.name, context);
       } catch (error) {
+        if (isRefused(error)) {
+          refused = error;
+          tried.push(`${candidate.name} (refused: not served here)`);
+          continue;
+        }
         if (!(error instanceof NotFoundError)) throw error;
+        found = true;
         tried.push(`${candidate.name} (does not exist)`);
         continue;
       }
@@ -77,6 +86,8 @@ export class SearchResolver implements Resolver {
       tried.push(`${candidate.name} (no records)`);
     }
     if (empty !== undefined) return empty;
+    // Refused under every name: the servers serve none of them to this host (a configuration matter).
+    if (!found && refused !== undefined) throw refused;
     const { search, ndots, source } = this.#settings;
     throw new NotFoundError(
       `${name} was not found under any name of the search list: tried ${tried.join(', ')}. ` +
