@@ -20,7 +20,6 @@ import {
   EDE_STALE_NXDOMAIN,
   exchange,
   ExchangeError,
-  SpareSockets,
   normalizeName,
   type WireQuestion,
   type WireResponse,
@@ -222,8 +221,6 @@ export class DnsClient {
   readonly #closing = new AbortController();
   /** Servers that answered FORMERR to EDNS0 and then answered without it. */
   readonly #noEdns = new Set<DnsServer>();
-  /** Sockets opened ahead for the server asked first. */
-  readonly #spare = new SpareSockets();
   #inflight = 0;
   readonly #waiting: Array<{ resolve: () => void }> = [];
 
@@ -480,7 +477,6 @@ export class DnsClient {
       timeout: this.settings.timeout,
       signal,
       closing: this.#closing.signal,
-      sockets: this.#spare,
       randomizeCase: this.settings.randomizeCase,
       edns: !this.#noEdns.has(server),
       onIgnored: (from: DnsServer, reason: string) => {
@@ -526,7 +522,6 @@ export class DnsClient {
   close(): void {
     if (this.closed) return;
     this.#closing.abort(new ClosedError());
-    this.#spare.close();
   }
 
   #checkUsable(name: string, type: string): void {

@@ -109,8 +109,6 @@ export interface ExchangeOptions {
   readonly randomizeCase: boolean;
   /** Send an EDNS0 OPT record (true unless the server answered FORMERR to one). */
   readonly edns: boolean;
-  /** Sockets opened ahead of time, each used for one query only. */
-  readonly sockets?: SpareSockets | undefined;
   /** Told about every packet that was not accepted, and why (for diagnostics). */
   readonly onIgnored?: ((server: DnsServer, reason: string) => void) | undefined;
 }
@@ -332,75 +330,11 @@ function settleOnce<T>(
   });
 }
 
-/**
- * UDP sockets opened and connected ahead of time to the server queries go to first, so opening
- * one (a bind and a connect, a few tens of microseconds) is not on a query's path. Each socket
- * carries one query and is closed: every query still has a fresh source port. A socket waiting
- * here has no 'message' listener, so anything sent to it before its query is dropped unread.
- * Spare sockets never keep the process alive.
- */
-export class SpareSockets {
-  static readonly SIZE = 4;
-  #server: DnsServer | undefined;
-  #sockets: Socket[] = [];
-  #refill: NodeJS.Immediate | undefined;
-  #closed = false;
-
-  /** A connected socket to `server`, if one is ready; schedules a refill. */
-  take(server: DnsServer): Socket | undefined {
-    if (this.#closed) return undefined;
-    if (server !== this.#server) {
-      this.#drain();
-      this.#server = server;
-    }
-    const socket = this.#sockets.pop();
-    this.#refill ??= setImmediate(() => this.#fill());
-    this.#refill.unref();
-    if (socket !== undefined) socket.removeAllListeners('error');
-    return socket;
-  }
-
-  #fill(): void {
-    this.#refill = undefined;
-    const server = this.#server;
-    if (this.#closed || server === undefined) return;
-    while (this.#sockets.length < SpareSockets.SIZE) {
-      const socket = createSocket(server.family === 6 ? UDP6 : UDP4);
-      socket.on('error', () => this.#discard(socket));
-      try {
-        socket.connect(server.port, server.address);
-      } catch {
-        socket.close();
-        return;
-      }
-      socket.unref();
-      this.#sockets.push(socket);
-    }
-  }
-
-  #discard(socket: Socket): void {
-    const at = this.#sockets.indexOf(socket);
-    if (at >= 0) this.#sockets.splice(at, 1);
-    try {
-      socket.close();
-    } catch {
-      // Already closed.
-    }
-  }
-
-  #drain(): void {
-    for (const socket of this.#sockets.splice(0)) {
-      socket.removeAllListeners('error');
-      socket.on('error', () => {});
-      socket.close();
-    }
-  }
-
-  close(): void {
-    this.#closed = true;
-    if (this.#refill !== undefined) clearImmediate(this.#refill);
-    this.#refill = undefined;
-    this.#drain();
+function closeSocket(socket: Socket): void {
+  try {
+    socket.close();
+  } catch {
+    // Already closed.
   }
 }
 
@@ -429,8 +363,7 @@ function exchangeUdp(
         `no answer within ${options.timeout} ms${ignored ? ` (ignored packets: ${ignored})` : ''}`,
       ),
     (settle) => {
-      const spare = options.sockets?.take(server);
-      const socket = spare ?? createSocket(server.family === 6 ? UDP6 : UDP4);
+      const socket = createSocket(server.family === 6 ? UDP6 : UDP4);
       socket.on('error', (error) =>
         settle(new ExchangeError('network', server, (error as NodeJS.ErrnoException).code ?? error.message, { cause: error })),
       );
@@ -451,7 +384,7 @@ function exchangeUdp(
       });
       // With an IP-literal lookup, bind and connect happen synchronously inside connect(), so
       // the query goes out at once rather than a tick later.
-      if (spare === undefined) socket.connect(server.port, server.address);
+      socket.connect(server.port, server.address);
       socket.send(query, (error) => {
         if (error) settle(new ExchangeError('network', server, (error as NodeJS.ErrnoException).code ?? error.message, { cause: error }));
       });
@@ -460,11 +393,8 @@ function exchangeUdp(
         // An error after close (ICMP arriving late) must not become an uncaught exception.
         socket.removeAllListeners('error');
         socket.on('error', () => {});
-        try {
-          socket.close();
-        } catch {
-          // Already closed.
-        }
+        // Closed once the answer's callers have run: closing is not on the answer's path.
+        setImmediate(closeSocket, socket);
       };
     },
   );
