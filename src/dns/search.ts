@@ -6,6 +6,8 @@
  * `namespaces` rules match the expanded name); the cache keeps the answer under the name the
  * caller wrote, which also stays the Host header.
  */
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { NotFoundError } from '../errors.ts';
 import type { DnsOptions } from '../options.ts';
 import type { Resolution, ResolveContext, Resolver } from '../types.ts';
@@ -19,6 +21,28 @@ export interface SearchSettings {
   readonly noTldQuery: boolean;
   /** Where they come from, for messages. */
   readonly source: string;
+  /** Names of the hosts file: getaddrinfo answers them before any DNS search, so they are never expanded. */
+  readonly hosts: ReadonlySet<string>;
+}
+
+/** Where the system keeps host names that getaddrinfo reads before DNS. */
+export const HOSTS_PATH = '/etc/hosts';
+
+/** The names in a hosts file (lower case); an unreadable file has none. */
+export function readHostsFile(path: string = HOSTS_PATH): Set<string> {
+  const names = new Set<string>();
+  let text = '';
+  try {
+    text = readFileSync(path, 'latin1');
+  } catch {
+    return names;
+  }
+  for (const line of text.split('\n')) {
+    const [address, ...aliases] = (line.split('#', 1)[0] ?? '').trim().split(/\s+/);
+    if (address === undefined || address === '' || isIP(address) === 0) continue;
+    for (const alias of aliases) names.add(alias.toLowerCase().replace(/\.$/, ''));
+  }
+  return names;
 }
 
 /** The search settings in force for `options`: `dns.search`/`dns.ndots`, else resolv.conf's (without `dns.servers`). */
@@ -30,6 +54,7 @@ export function searchSettings(options: DnsOptions = {}): SearchSettings {
     ndots: settings.ndots,
     noTldQuery: settings.noTldQuery,
     source: fromOptions ? 'dns.search' : settings.source,
+    hosts: settings.search.length === 0 ? new Set() : readHostsFile(),
   };
 }
 
@@ -42,6 +67,9 @@ export interface SearchCandidate {
 /** The names to try for `name`, valid host names only; just `[name]` without a search list. */
 export function candidatesOf(name: string, settings: SearchSettings): string[] {
   if (settings.search.length === 0) return [name];
+  // As getaddrinfo: the hosts file first (a container's own name, host.docker.internal), and
+  // localhost is never a DNS name at all (RFC 6761).
+  if (settings.hosts.has(name) || name === 'localhost' || name.endsWith('.localhost')) return [name];
   return searchCandidates(name, settings).filter(isHostname);
 }
 

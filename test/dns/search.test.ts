@@ -3,10 +3,14 @@
  * and ECS-style short names, with `services`/`namespaces` rules matched against the expanded
  * name and the Host header kept as the caller wrote it.
  */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { DiscoveryAgent } from '../../src/agent.ts';
 import { Discovery } from '../../src/discovery.ts';
+import { candidatesOf, readHostsFile } from '../../src/dns/search.ts';
 import type { DiscoveryOptions } from '../../src/options.ts';
 import { Bind9 } from '../support/bind9.ts';
 import { Fleet } from '../support/servers.ts';
@@ -76,6 +80,28 @@ describe('Kubernetes short names (search default.svc.cluster.local svc.cluster.l
       expect(bind.queries('orders.billing.svc.cluster.local.default.svc.cluster.local')).toBe(0);
     } finally {
       await d.close();
+    }
+  });
+
+  test('localhost and the hosts file are answered before any search (as getaddrinfo does): never expanded, passed through', async () => {
+    const d = discovery({ namespaces: { 'svc.cluster.local': { via: 'dns' } } });
+    try {
+      expect(d.handles('localhost')).toBe(false);
+      expect(d.handles('app.localhost')).toBe(false);
+      expect(d.handles('orders')).toBe(true);
+    } finally {
+      await d.close();
+    }
+    const dir = await mkdtemp(join(tmpdir(), 'signpost-hosts-'));
+    try {
+      await writeFile(join(dir, 'hosts'), '127.0.0.1 localhost\n10.0.0.9 host.docker.internal Builder.Local. # comment\nnot-an-address x\n');
+      expect([...readHostsFile(join(dir, 'hosts'))].sort()).toEqual(['builder.local', 'host.docker.internal', 'localhost']);
+      expect(readHostsFile(join(dir, 'missing'))).toEqual(new Set());
+      const settings = { search: K8S_SEARCH, ndots: 5, noTldQuery: false, source: 'test', hosts: new Set(['host.docker.internal']) };
+      expect(candidatesOf('host.docker.internal', settings)).toEqual(['host.docker.internal']);
+      expect(candidatesOf('orders', settings)).toHaveLength(4);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
   });
 
