@@ -125,7 +125,9 @@ export interface DnsOptions {
    * `orders.default.svc.cluster.local`, then `orders.svc.cluster.local`, then `orders`, and the
    * first name that exists is used. `services` and `namespaces` rules are matched against each of
    * those names; the Host header and TLS servername stay what the caller wrote. A name that a
-   * rule matches as written is taken as complete and never expanded. `[]` turns searching off.
+   * rule matches as written is taken as complete and never expanded, nor are `localhost` and the
+   * names in /etc/hosts (getaddrinfo answers those first). A search domain whose server fails
+   * (SERVFAIL, timeout) ends the search with that error. `[]` turns searching off.
    * Each entry is a DNS name (no trailing dot).
    * @default resolv.conf's `search` (or `domain`, or `LOCALDOMAIN`) when `servers` is not given; else `[]`
    */
