@@ -5,7 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { rm } from 'node:fs/promises';
-import { query } from './bind9.ts';
+import { freePort, query } from './bind9.ts';
 
 export interface DaemonSpec {
   /** For messages: 'unbound', 'knotd', 'dnsmasq'. */
@@ -99,4 +99,28 @@ export class DnsDaemon {
 /** Escapes a name for a RegExp. */
 export function escapeName(name: string): string {
   return name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/**
+ * Starts the server `make` builds for a free port on `address` (up to five ports, as another
+ * test may take one between the check and the bind); removes `dir` if none worked.
+ */
+export async function startOnFreePort<T extends DnsDaemon>(
+  name: string,
+  address: string,
+  dir: string,
+  make: (port: number) => Promise<T>,
+): Promise<T> {
+  let lastError: unknown;
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const server = await make(await freePort(address));
+    try {
+      await server.start();
+      return server;
+    } catch (error) {
+      lastError = error;
+    }
+  }
+  await rm(dir, { recursive: true, force: true });
+  throw new Error(`${name} did not start: ${String(lastError)}`);
 }

@@ -12,11 +12,10 @@
  *   dnsmasq.queries('web.test.local', 'A')  // queries clients sent it
  *   await dnsmasq.close();
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from './bind9.ts';
-import { DnsDaemon, escapeName } from './dns-daemon.ts';
+import { DnsDaemon, escapeName, startOnFreePort } from './dns-daemon.ts';
 
 const DNSMASQ = process.env.SIGNPOST_DNSMASQ ?? '/usr/sbin/dnsmasq';
 
@@ -44,9 +43,7 @@ export class Dnsmasq extends DnsDaemon {
       return `--server=/${zone}/${address}#${port ?? '53'}`;
     });
     const dir = await mkdtemp(join(tmpdir(), 'signpost-dnsmasq-'));
-    let lastError: unknown;
-    for (let attempt = 0; attempt < 5; attempt++) {
-      const port = await freePort(address);
+    return startOnFreePort('dnsmasq', address, dir, async (port) => {
       const args = [
         '--keep-in-foreground',
         '--conf-file=/dev/null',
@@ -65,16 +62,8 @@ export class Dnsmasq extends DnsDaemon {
         '--cache-size=1000',
         '--edns-packet-max=1232',
       ];
-      const server = new Dnsmasq({ name: 'dnsmasq', command: DNSMASQ, args, probe: options.probe }, address, port, dir);
-      try {
-        await server.start();
-        return server;
-      } catch (error) {
-        lastError = error;
-      }
-    }
-    await rm(dir, { recursive: true, force: true });
-    throw new Error(`dnsmasq did not start: ${String(lastError)}`);
+      return new Dnsmasq({ name: 'dnsmasq', command: DNSMASQ, args, probe: options.probe }, address, port, dir);
+    });
   }
 
   /** How many queries for `name` (and `type`) clients have sent since (re)start. */

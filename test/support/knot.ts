@@ -9,11 +9,10 @@
  *   knot.server   // '127.0.0.1:PORT'
  *   await knot.close();
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from './bind9.ts';
-import { DnsDaemon } from './dns-daemon.ts';
+import { DnsDaemon, startOnFreePort } from './dns-daemon.ts';
 
 const KNOTD = process.env.SIGNPOST_KNOTD ?? '/usr/sbin/knotd';
 
@@ -37,9 +36,7 @@ export class Knot extends DnsDaemon {
       );
       zoneStanzas.push(`  - domain: ${zone}`, `    file: "${file}"`);
     }
-    let lastError: unknown;
-    for (let attempt = 0; attempt < 5; attempt++) {
-      const port = await freePort(address);
+    return startOnFreePort('knotd', address, dir, async (port) => {
       const file = join(dir, 'knot.conf');
       await writeFile(
         file,
@@ -68,15 +65,7 @@ export class Knot extends DnsDaemon {
         ].join('\n'),
       );
       const probe = Object.keys(options.zones)[0] ?? '.';
-      const server = new Knot({ name: 'knotd', command: KNOTD, args: ['-c', file], probe }, address, port, dir);
-      try {
-        await server.start();
-        return server;
-      } catch (error) {
-        lastError = error;
-      }
-    }
-    await rm(dir, { recursive: true, force: true });
-    throw new Error(`knotd did not start: ${String(lastError)}`);
+      return new Knot({ name: 'knotd', command: KNOTD, args: ['-c', file], probe }, address, port, dir);
+    });
   }
 }

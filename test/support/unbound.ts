@@ -16,11 +16,10 @@
  *   unbound.queries('web.test.local', 'A')  // queries clients sent it
  *   await unbound.close();
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from './bind9.ts';
-import { DnsDaemon, escapeName } from './dns-daemon.ts';
+import { DnsDaemon, escapeName, startOnFreePort } from './dns-daemon.ts';
 
 const UNBOUND = process.env.SIGNPOST_UNBOUND ?? '/usr/sbin/unbound';
 
@@ -49,9 +48,7 @@ export class Unbound extends DnsDaemon {
     const upstream = `${upstreamAddress}@${upstreamPort ?? '53'}`;
     // Root hints that name only a loopback address: even a forgotten zone cannot prime the real roots.
     await writeFile(join(dir, 'root.hints'), '.  3600000 IN NS a.root.invalid.\na.root.invalid. 3600000 IN A 127.0.0.1\n');
-    let lastError: unknown;
-    for (let attempt = 0; attempt < 5; attempt++) {
-      const port = await freePort(address);
+    return startOnFreePort('unbound', address, dir, async (port) => {
       const config = [
         'server:',
         `  directory: "${dir}"`,
@@ -96,16 +93,8 @@ export class Unbound extends DnsDaemon {
       ].join('\n');
       const file = join(dir, 'unbound.conf');
       await writeFile(file, config);
-      const server = new Unbound({ name: 'unbound', command: UNBOUND, args: ['-d', '-c', file], probe: options.zones[0] ?? '.' }, address, port, dir);
-      try {
-        await server.start();
-        return server;
-      } catch (error) {
-        lastError = error;
-      }
-    }
-    await rm(dir, { recursive: true, force: true });
-    throw new Error(`unbound did not start: ${String(lastError)}`);
+      return new Unbound({ name: 'unbound', command: UNBOUND, args: ['-d', '-c', file], probe: options.zones[0] ?? '.' }, address, port, dir);
+    });
   }
 
   /** How many queries for `name` (and `type`) clients have sent since (re)start. */
