@@ -167,6 +167,28 @@ describe('servers that misbehave', () => {
     expect(asked).toEqual([true, false, false]);
   });
 
+  test('EDNS0: a 1,000-byte A answer comes whole over UDP, where TCP is refused', async () => {
+    const udpOnly: Socket = createSocket('udp4');
+    udpOnly.on('message', (message, remote) => {
+      const query = dnsPacket.decode(message);
+      const opt = (query.additionals ?? []).find((r) => r.type === 'OPT') as { udpPayloadSize?: number } | undefined;
+      const name = query.questions![0]!.name;
+      const answers = Array.from({ length: 40 }, (_, i) => a(name, `127.0.4.${i + 1}`)); // about 1,050 bytes
+      let bytes = reply(query, { answers, additionals: opt ? [{ type: 'OPT', name: '.', udpPayloadSize: 1232, flags: 0, options: [] } as never] : [] });
+      // As a server does: over the client's buffer (512 bytes without EDNS0), truncate.
+      if (bytes.length > (opt?.udpPayloadSize ?? 512)) bytes = reply(query, { truncated: true });
+      udpOnly.send(bytes, remote.port, remote.address);
+    });
+    await new Promise<void>((resolve) => udpOnly.bind(0, '127.0.0.1', resolve));
+    const own = new DnsClient({ servers: [`127.0.0.1:${udpOnly.address().port}`], timeout: 500, tries: 1 });
+    try {
+      expect((await own.lookup('many.test', [4])).records).toHaveLength(40);
+    } finally {
+      own.close();
+      udpOnly.close();
+    }
+  });
+
   test('a truncated answer over a path that refuses TCP says so', async () => {
     const udpOnly: Socket = createSocket('udp4');
     udpOnly.on('message', (message, remote) => {
