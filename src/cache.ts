@@ -249,7 +249,8 @@ export class ResolutionCache {
    * - An answer the resolver served expired (RFC 8914 EDE 3) is not fresh: it is served, but
    *   asked for again after 500 ms (the resolver fetches a fresh copy meanwhile), doubling while
    *   it keeps serving stale (its upstream is down), at most its TTL; the name is reported on
-   *   `signpost:resolve:stale`.
+   *   `signpost:resolve:stale`. A DNS TTL longer than any seen before for the name (how an
+   *   expired answer looks without EDE) is asked for again once after 500 ms too.
    */
   #refreshDelay(entry: CacheEntry, resolution: Resolution, ttl: number): number {
     const jitter = Math.floor((this.#clock.random?.() ?? 0) * Math.min(ttl * 0.1, 500));
@@ -267,9 +268,28 @@ export class ResolutionCache {
       return Math.min(ttl, STALE_ANSWER_RETRY_MS * 2 ** Math.min(count - 1, 16)) + jitter;
     }
     this.#staleAnswers.delete(entry);
-    if (resolution.dnsTtl === true) return ttl + 1000 + jitter;
-    return Math.max(Math.floor(ttl * this.settings.refreshAhead) - jitter, 1);
+    if (resolution.dnsTtl !== true) return Math.max(Math.floor(ttl * this.settings.refreshAhead) - jitter, 1);
+    const longest = this.#longestTtl.get(entry);
+    const raised = this.#raisedTtl.get(entry);
+    this.#raisedTtl.delete(entry);
+    if (longest !== undefined && resolution.ttl > longest + 1000 && (raised === undefined || resolution.ttl > raised)) {
+      this.#raisedTtl.set(entry, resolution.ttl);
+      return Math.min(ttl, STALE_ANSWER_RETRY_MS) + jitter;
+    }
+    this.#longestTtl.set(entry, Math.max(longest ?? 0, resolution.ttl));
+    return ttl + 1000 + jitter;
   }
+
+  /**
+   * The longest DNS TTL seen for a name, and a raised one being checked. A TTL counted down by a
+   * cache never grows past the record's own; one that does is either a record whose TTL was
+   * raised, or an expired answer served with a fixed reply TTL (unbound's serve-expired without
+   * EDE: 30 s) that would otherwise be kept that long. So it is asked for again after 500 ms: a
+   * raised TTL holds up (and is taken), an expired answer gives way to the fresh one the
+   * resolver fetched meanwhile.
+   */
+  readonly #longestTtl = new WeakMap<CacheEntry, number>();
+  readonly #raisedTtl = new WeakMap<CacheEntry, number>();
 
   /** A family that answered after the resolution delay joins the set, unless a newer answer came first. */
   #joinLate(entry: CacheEntry, late: Promise<Resolution | undefined>): void {

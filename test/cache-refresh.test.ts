@@ -141,6 +141,27 @@ describe('answers a resolver served expired (EDE 3)', () => {
   });
 });
 
+describe('a DNS TTL longer than any seen before for the name', () => {
+  test('is asked for again after 500 ms: an expired answer served without EDE gives way; a raised TTL holds up', async () => {
+    const { clock, cache } = setup();
+    const r = new Scripted();
+    const ttls = [10_000, 30_000, 10_000, 60_000, 60_000, 60_000];
+    let i = 0;
+    r.answer = async () => ({ instances: [inst('10.0.0.1')], ttl: ttls[Math.min(i++, ttls.length - 1)]!, dnsTtl: true });
+    const entry = cache.entry('a.test', r);
+    await cache.ensure(entry);
+    const at: number[] = [];
+    for (let t = 0; t < 100_000; t += 100) {
+      entry.used = true;
+      const before = r.calls;
+      await clock.run(100);
+      if (r.calls > before) at.push(t + 100);
+    }
+    // 10 s (+1): then 30 s, suspect: 500 ms later 10 s; then 60 s, suspect: 500 ms later 60 s again, taken.
+    expect(at).toEqual([11_000, 11_500, 22_500, 23_000, 84_000]);
+  });
+});
+
 describe('a late address family', () => {
   test('joins the set when it comes', async () => {
     const { cache, changes } = setup();

@@ -33,6 +33,8 @@ export interface UnboundOptions {
    * background, marked with EDE 3 (Stale Answer). @default false
    */
   serveExpired?: boolean;
+  /** With `serveExpired`, mark expired answers with EDE 3 (`ede: yes`, `ede-serve-expired: yes`). @default true */
+  staleEde?: boolean;
   /** @default '127.0.0.1' */
   address?: string;
 }
@@ -78,7 +80,12 @@ export class Unbound extends DnsDaemon {
         '  infra-host-ttl: 5',
         '  edns-buffer-size: 1232',
         ...(options.serveExpired
-          ? ['  serve-expired: yes', '  serve-expired-ttl: 0', '  serve-expired-reply-ttl: 30', '  ede: yes', '  ede-serve-expired: yes']
+          ? [
+              '  serve-expired: yes',
+              '  serve-expired-ttl: 0',
+              '  serve-expired-reply-ttl: 30',
+              ...(options.staleEde === false ? [] : ['  ede: yes', '  ede-serve-expired: yes']),
+            ]
           : []),
         // RFC 6761 names (test., invalid., ...) are answered NXDOMAIN by unbound itself unless freed.
         ...options.zones.map((zone) => `  local-zone: "${zone.split('.').at(-1)}." nodefault`),
