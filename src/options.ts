@@ -248,10 +248,16 @@ export interface CacheOptions {
   /** How many names are cached at most; the least recently used go first. @default 10_000 */
   maxNames?: number;
   /**
-   * A name in use is refreshed in the background when this share of its TTL has passed; its
-   * answer is served meanwhile, so a warm name never waits on the registry. 1 refreshes when the
-   * TTL runs out (one query per TTL); lower values refresh earlier at the cost of more queries
-   * (0.8: 1.25 per TTL). Between 0.5 and 1. @default 1
+   * For answers without a DNS TTL (Cloud Map's poll interval): a name in use is refreshed in the
+   * background when this share of its TTL has passed, less up to 10% (at most 500 ms) of jitter;
+   * its answer is served meanwhile, so a warm name never waits on the registry. 1 refreshes when
+   * the TTL runs out (one query per TTL); lower values refresh earlier at the cost of more
+   * queries (0.8: 1.25 per TTL). Between 0.5 and 1.
+   *
+   * DNS answers are always refreshed 1 s after their TTL (plus up to 500 ms of jitter): a caching
+   * resolver on the way keeps its copy up to a second past the TTL it gives, and an earlier
+   * refresh would get that copy back with less time left (TTL 0 at the end), doubling the queries.
+   * @default 1
    */
   refreshAhead?: number;
 }
