@@ -149,8 +149,8 @@ export interface DnsOptions {
    * DNS 0x20: send every question with the case of its letters randomized and accept an answer
    * only when the server echoes that exact case: an off-path attacker must then guess the case
    * bits as well as the 16-bit ID and the source port. Turn on only for servers that keep the
-   * case of questions (bind9, unbound, knot, CoreDNS, Route 53 do); with one that does not,
-   * every query fails with a message saying so.
+   * case of questions (bind9, knot, unbound and dnsmasq do); with one that does not, every query
+   * fails with a message saying so.
    * @default false
    */
   randomizeCase?: boolean;

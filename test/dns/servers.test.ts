@@ -176,6 +176,16 @@ describe.each(['bind9 (authoritative)', 'knot (authoritative)', 'unbound (cachin
       }
     });
 
+    test('0x20: the server echoes the randomized case of questions, so dns.randomizeCase works with it', async () => {
+      const d = new Discovery({ dns: { servers: [server().server], timeout: 1000, tries: 2, randomizeCase: true } });
+      try {
+        expect(addresses(await settled(d, 'web.m.test', 3))).toEqual(['127.0.0.2', '127.0.0.3', '::1']);
+        expect(addresses(await d.resolve('alias.m.test'))).toEqual(['127.0.0.9']);
+      } finally {
+        await d.close();
+      }
+    });
+
     test('NXDOMAIN is SIGNPOST_ERR_NOT_FOUND, NODATA is SIGNPOST_ERR_NO_INSTANCES', async () => {
       const d = discovery(server());
       try {
