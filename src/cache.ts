@@ -39,6 +39,8 @@ export const DEFAULT_NEGATIVE_TTL_MS = 5000;
 export const DEFAULT_MAX_NAMES = 10_000;
 /** Refresh when the TTL runs out (the answer is served until the new one arrives): one query per TTL. */
 export const DEFAULT_REFRESH_AHEAD = 1;
+/** First wait before an answer a resolver served expired is asked for again; doubles up to its TTL. */
+const STALE_ANSWER_RETRY_MS = 500;
 /** First wait before a stale entry asks the registry again; doubles up to the max. */
 export const STALE_RETRY_MIN_MS = 1000;
 /** RFC 8767 suggests 30 s between attempts while serving stale. */
@@ -148,6 +150,10 @@ export class CacheEntry implements Deadline {
   task: Task = REFRESH_DUE;
   /** The clamped TTL of the answer served, for the refresh and expiry that follow it. */
   ttl = 0;
+  /** When the refresh of the fresh answer is due, in ms after it came (see #refreshDelay). */
+  refreshDelay = 0;
+  /** Fresh answers taken so far: a late address family joins only the answer it belongs to. */
+  answers = 0;
   /** While stale: when the answer stops being served, on the cache's clock. */
   staleUntil = 0;
   /** The last backoff while the registry fails (stale retries, or a failed name); 0 when it does not. */
@@ -395,6 +401,7 @@ export class ResolutionCache {
     entry.state = 'fresh';
     entry.expired = false;
     entry.retryMs = 0;
+    entry.answers++;
     this.#clearTimers(entry);
     this.#serve(entry, instances);
     // Handed back on the next call for revision gating: only resolvers that keep state use it.
@@ -402,16 +409,15 @@ export class ResolutionCache {
       resolution.state === undefined ? undefined : { instances: entry.instances, ttl: resolution.ttl, state: resolution.state };
     const { minTtl, maxTtl } = this.settings;
     const ttl = Math.min(Math.max(Number.isFinite(resolution.ttl) ? resolution.ttl : maxTtl, minTtl), maxTtl);
-    this.#scheduleRefresh(entry, ttl);
+    this.#scheduleRefresh(entry, ttl, resolution);
+    if (resolution.late !== undefined) this.#joinLate(entry, resolution.late);
   }
 
-  /**
-   * When a fresh answer's name is looked at again: once `refreshAhead` of its TTL has passed
-   * (the one place that decides it).
-   */
-  #scheduleRefresh(entry: CacheEntry, ttl: number): void {
+  /** When a fresh answer's name is looked at again (the one place that decides it: {@link #refreshDelay}). */
+  #scheduleRefresh(entry: CacheEntry, ttl: number, resolution: Resolution): void {
     entry.ttl = ttl;
-    this.#at(entry, Math.floor(ttl * this.settings.refreshAhead), REFRESH_DUE);
+    entry.refreshDelay = this.#refreshDelay(entry, resolution, ttl);
+    this.#at(entry, entry.refreshDelay, REFRESH_DUE);
   }
 
   /**
@@ -446,9 +452,82 @@ export class ResolutionCache {
     return kept ?? instances;
   }
 
+  /** Entries whose last answers the registry served past their expiry, and how many in a row. */
+  readonly #staleAnswers = new WeakMap<CacheEntry, number>();
+
+  /**
+   * When a fresh answer is refreshed (if in use), in ms from now; `ttl` is clamped already.
+   *
+   * - A DNS TTL is whole seconds, and a caching resolver on the way (unbound, dnsmasq, the VPC
+   *   resolver, CoreDNS's cache) counts it down and keeps its copy up to a second past it,
+   *   answering TTL 0 meanwhile. A refresh before that copy ends gets it back with less time
+   *   left (TTL 0: clamped to `minTtl` and asked again, twice the queries). So DNS answers are
+   *   refreshed just after it ends: 1 s for the rounding plus up to 500 ms of jitter, when the
+   *   resolver has fetched a fresh copy. At most one query per TTL, and a change upstream is seen
+   *   within TTL + 1.5 s (plus the resolver's own fetch). `refreshAhead` does not apply.
+   * - Other answers (Cloud Map's poll interval) are refreshed at `refreshAhead` of their TTL,
+   *   less up to 10% (at most 500 ms) of jitter.
+   * - In both, the jitter keeps processes started together from querying in step.
+   * - An answer the resolver served expired (RFC 8914 EDE 3) is not fresh: it is served, but
+   *   asked for again after 500 ms (the resolver fetches a fresh copy meanwhile), doubling while
+   *   it keeps serving stale (its upstream is down), at most its TTL; the name is reported on
+   *   `signpost:resolve:stale`. A DNS TTL longer than any seen before for the name (how an
+   *   expired answer looks without EDE) is asked for again once after 500 ms too.
+   */
+  #refreshDelay(entry: CacheEntry, resolution: Resolution, ttl: number): number {
+    const jitter = Math.floor((this.#clock.random?.() ?? 0) * Math.min(ttl * 0.1, 500));
+    if (resolution.stale === true) {
+      const count = (this.#staleAnswers.get(entry) ?? 0) + 1;
+      this.#staleAnswers.set(entry, count);
+      if (count === 1 && staleChannel.hasSubscribers) {
+        const error = new ResolveError(
+          `The DNS server answered ${entry.name} with an expired record (Extended DNS Error: Stale Answer): ` +
+            'its own upstream (the authority) is failing; signpost serves the answer and keeps asking',
+          { hostname: entry.name },
+        );
+        staleChannel.publish({ name: entry.name, instances: entry.instances, error });
+      }
+      return Math.min(ttl, STALE_ANSWER_RETRY_MS * 2 ** Math.min(count - 1, 16)) + jitter;
+    }
+    this.#staleAnswers.delete(entry);
+    if (resolution.dnsTtl !== true) return Math.max(Math.floor(ttl * this.settings.refreshAhead) - jitter, 1);
+    const longest = this.#longestTtl.get(entry);
+    const raised = this.#raisedTtl.get(entry);
+    this.#raisedTtl.delete(entry);
+    if (longest !== undefined && resolution.ttl > longest + 1000 && (raised === undefined || resolution.ttl > raised)) {
+      this.#raisedTtl.set(entry, resolution.ttl);
+      return Math.min(ttl, STALE_ANSWER_RETRY_MS) + jitter;
+    }
+    this.#longestTtl.set(entry, Math.max(longest ?? 0, resolution.ttl));
+    return ttl + 1000 + jitter;
+  }
+
+  /**
+   * The longest DNS TTL seen for a name, and a raised one being checked. A TTL counted down by a
+   * cache never grows past the record's own; one that does is either a record whose TTL was
+   * raised, or an expired answer served with a fixed reply TTL (unbound's serve-expired without
+   * EDE: 30 s) that would otherwise be kept that long. So it is asked for again after 500 ms: a
+   * raised TTL holds up (and is taken), an expired answer gives way to the fresh one the
+   * resolver fetched meanwhile.
+   */
+  readonly #longestTtl = new WeakMap<CacheEntry, number>();
+  readonly #raisedTtl = new WeakMap<CacheEntry, number>();
+
+  /** A family that answered after the resolution delay joins the set, unless a newer answer came first. */
+  #joinLate(entry: CacheEntry, late: Promise<Resolution | undefined>): void {
+    const answers = entry.answers;
+    late.then(
+      (resolution) => {
+        if (resolution === undefined || entry.answers !== answers || entry.evicted || entry.state !== 'fresh') return;
+        this.#succeeded(entry, resolution, this.#clock.now());
+      },
+      () => {},
+    );
+  }
+
   /** Refresh point: refresh a name in use; let an unused one lapse at expiry. */
   #refreshDue(entry: CacheEntry, ttl: number): void {
-    const remaining = ttl - Math.floor(ttl * this.settings.refreshAhead);
+    const remaining = ttl - entry.refreshDelay;
     if (entry.used) {
       entry.used = false;
       // Served names stay recent in the LRU even though picks never touch it.

@@ -8,6 +8,11 @@ export interface Clock {
   /** Calls `fn` after `ms` milliseconds; the timer must not hold the event loop open. */
   setTimeout(fn: () => void, ms: number): ClockTimer;
   clearTimeout(timer: ClockTimer): void;
+  /**
+   * A number in [0, 1) that spreads refresh times (jitter), so a fleet of processes started
+   * together does not query in step. A clock without it (a test's) makes refresh times exact.
+   */
+  random?(): number;
 }
 
 /** An opaque timer handle. */
@@ -24,4 +29,5 @@ export const systemClock: Clock = {
   clearTimeout(timer) {
     clearTimeout(timer as NodeJS.Timeout);
   },
+  random: Math.random,
 };

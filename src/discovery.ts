@@ -28,6 +28,7 @@ import { DnsResolver } from './resolvers/dns.ts';
 import { SrvResolver } from './resolvers/srv.ts';
 import { parseStaticOverride, StaticResolver } from './resolvers/static.ts';
 import { DnsClient, validateDnsOptions } from './dns/client.ts';
+import { candidatesOf, SearchResolver, searchSettings, type SearchSettings } from './dns/search.ts';
 import { Aliases, isIpLiteral, normalizeName, Router, validateAliases, type Alias, type RouteRule } from './routing.ts';
 import { validateNamespaces, validateServices } from './service-config.ts';
 import type { Balancer, BalancerFactory, Instance, Resolver } from './types.ts';
@@ -237,7 +238,20 @@ export class Discovery {
     checkHostArgument('handles()', host);
     const name = normalizeName(host);
     if (isIpLiteral(name) || !isHostname(name)) return false;
-    return this.#unlistedDns || this.#aliases.has(name) || this.#router.route(name).listed;
+    return (
+      this.#unlistedDns ||
+      this.#aliases.has(name) ||
+      this.#router.route(name).listed ||
+      this.#candidates(name).some((candidate) => this.#router.route(candidate).listed)
+    );
+  }
+
+  #search: SearchSettings | undefined;
+
+  /** The names a host is looked up as: the DNS search list applied as getaddrinfo applies it. */
+  #candidates(name: string): string[] {
+    this.#search ??= searchSettings(this.#options.dns ?? {});
+    return candidatesOf(name, this.#search);
   }
 
   /**
@@ -448,7 +462,16 @@ export class Discovery {
       const address = name.startsWith('[') ? name.slice(1, -1) : name;
       return new StaticResolver([{ address }]);
     }
-    return this.#router.route(name).resolver;
+    // A name a rule matches as written is complete; any other goes through the search list,
+    // each name tried routed on its own.
+    const route = this.#router.route(name);
+    if (route.listed) return route.resolver;
+    const candidates = this.#candidates(name);
+    if (candidates.length === 1 && candidates[0] === name) return route.resolver;
+    return new SearchResolver(
+      candidates.map((candidate) => ({ name: candidate, resolver: this.#router.route(candidate).resolver })),
+      this.#search!,
+    );
   }
 
   #rebuild(view: View): void {

@@ -115,14 +115,65 @@ export interface AliasConfig {
 
 export interface DnsOptions {
   /**
-   * DNS servers as `ip` or `ip:port` (IPv6 as `[ip]:port`).
-   * @default the system's servers (`dns.getServers()`)
+   * DNS servers as `ip` or `ip:port` (IPv6 as `[ip]:port`), asked in order: a server that times
+   * out or fails goes to the back of the line and is asked again in the background after 2 s
+   * (doubling up to 30 s), so a dead first server costs one timeout, not one per query.
+   * @default the `nameserver`s of {@link DnsOptions.resolvConf}
    */
   servers?: string[];
-  /** Time to wait for one answer, per try. @default 2000 */
+  /**
+   * Time to wait for one answer, per try, in milliseconds (from 1).
+   * @default resolv.conf's `timeout` when `servers` is not given and it sets one, else 2000
+   */
   timeout?: number;
-  /** Tries per server before the query fails. @default 2 */
+  /**
+   * Tries per server before the query fails (rounds over the server list), from 1 to 10.
+   * @default resolv.conf's `attempts` when `servers` is not given and it sets one, else 2
+   */
   tries?: number;
+  /**
+   * Domains tried after short names, as resolv.conf's `search`: with
+   * `['default.svc.cluster.local', 'svc.cluster.local']`, `http://orders/` is looked up as
+   * `orders.default.svc.cluster.local`, then `orders.svc.cluster.local`, then `orders`, and the
+   * first name that exists is used. `services` and `namespaces` rules are matched against each of
+   * those names; the Host header and TLS servername stay what the caller wrote. A name that a
+   * rule matches as written is taken as complete and never expanded, nor are `localhost` and the
+   * names in /etc/hosts (getaddrinfo answers those first). A search domain whose server fails
+   * (SERVFAIL, timeout) ends the search with that error. `[]` turns searching off.
+   * Each entry is a DNS name (no trailing dot).
+   * @default resolv.conf's `search` (or `domain`, or `LOCALDOMAIN`) when `servers` is not given; else `[]`
+   */
+  search?: string[];
+  /**
+   * A name with fewer dots than this is tried with the search list first, then as written; one
+   * with at least this many dots as written first (resolv.conf's `options ndots:n`). Kubernetes
+   * sets 5. An integer from 0 to 15.
+   * @default resolv.conf's `ndots` (or `RES_OPTIONS`) when `servers` is not given, else 1
+   */
+  ndots?: number;
+  /**
+   * Spread queries over the servers in turn instead of always asking the first healthy one
+   * first (resolv.conf's `options rotate`).
+   * @default resolv.conf's `rotate` when `servers` is not given, else false
+   */
+  rotate?: boolean;
+  /**
+   * DNS 0x20: send every question with the case of its letters randomized and accept an answer
+   * only when the server echoes that exact case: an off-path attacker must then guess the case
+   * bits as well as the 16-bit ID and the source port. Turn on only for servers that keep the
+   * case of questions (bind9, knot, unbound and dnsmasq do); with one that does not, every query
+   * fails with a message saying so.
+   * @default false
+   */
+  randomizeCase?: boolean;
+  /**
+   * The resolv.conf read when `servers` is not given: its `nameserver`s (up to 3), `search` or
+   * `domain`, and `options ndots`, `timeout`, `attempts` (used as `tries`), `rotate`,
+   * `no-tld-query`; `LOCALDOMAIN` and `RES_OPTIONS` in the environment apply as for getaddrinfo.
+   * Options set here override the file. An absolute path.
+   * @default '/etc/resolv.conf'
+   */
+  resolvConf?: string;
 }
 
 export interface CloudMapOptions {
@@ -249,10 +300,16 @@ export interface CacheOptions {
   /** How many names are cached at most; the least recently used go first. @default 10_000 */
   maxNames?: number;
   /**
-   * A name in use is refreshed in the background when this share of its TTL has passed; its
-   * answer is served meanwhile, so a warm name never waits on the registry. 1 refreshes when the
-   * TTL runs out (one query per TTL); lower values refresh earlier at the cost of more queries
-   * (0.8: 1.25 per TTL). Between 0.5 and 1. @default 1
+   * For answers without a DNS TTL (Cloud Map's poll interval): a name in use is refreshed in the
+   * background when this share of its TTL has passed, less up to 10% (at most 500 ms) of jitter;
+   * its answer is served meanwhile, so a warm name never waits on the registry. 1 refreshes when
+   * the TTL runs out (one query per TTL); lower values refresh earlier at the cost of more
+   * queries (0.8: 1.25 per TTL). Between 0.5 and 1.
+   *
+   * DNS answers are always refreshed 1 s after their TTL (plus up to 500 ms of jitter): a caching
+   * resolver on the way keeps its copy up to a second past the TTL it gives, and an earlier
+   * refresh would get that copy back with less time left (TTL 0 at the end), doubling the queries.
+   * @default 1
    */
   refreshAhead?: number;
 }

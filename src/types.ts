@@ -38,6 +38,26 @@ export interface Resolution {
    * revision here). Resolvers hold no state of their own: the cache hands this back.
    */
   readonly state?: unknown;
+  /**
+   * The TTL came off the DNS wire: whole seconds, counted down by any caching resolver on the
+   * way, which keeps its copy up to a second past what it says (answering TTL 0 meanwhile). The
+   * cache then refreshes 1 s after the TTL runs out, when that copy has gone and the resolver
+   * fetches a fresh one, rather than before, when it would hand back the same copy with less
+   * time left.
+   */
+  readonly dnsTtl?: boolean;
+  /**
+   * The registry said this answer is past its expiry (a resolver serving stale data, RFC 8767,
+   * told by RFC 8914 Extended DNS Error 3 or 19): it is served, but asked for again soon rather
+   * than kept for its TTL.
+   */
+  readonly stale?: boolean;
+  /**
+   * A fuller answer on its way: an address family that answered after the resolution delay
+   * (RFC 8305). It joins the set when it comes, unless a newer answer came first. Settles with
+   * undefined when there is nothing to add; never rejects.
+   */
+  readonly late?: Promise<Resolution | undefined>;
 }
 
 /** What a resolver is given besides the name. */

@@ -81,18 +81,18 @@ describe('Discovery over bind9', () => {
   });
 
   test('a record added or removed shows once the TTL has run out, not before', async () => {
-    // TTL 3 s; a name in use is refreshed as its TTL runs out.
+    // TTL 3 s; a name in use is refreshed 1 s after its DNS TTL runs out (+ up to 300 ms jitter).
     const d = discovery();
     expect(addresses(await d.resolve('live.test.local'))).toEqual(['127.0.0.2']);
     await bind.update(['update add live.test.local 3 A 127.0.0.5']);
     await sleep(1500);
     expect(addresses(await d.resolve('live.test.local'))).toEqual(['127.0.0.2']);
-    await sleep(2000); // t = 3.5 s: refreshed at 3 s
+    await sleep(3500); // t = 5 s: refreshed at 4 to 4.3 s
     expect(addresses(await d.resolve('live.test.local'))).toEqual(['127.0.0.2', '127.0.0.5']);
     await bind.update(['update delete live.test.local A 127.0.0.2']);
-    await sleep(1500); // t = 5 s: the answer from 3 s is good until 6 s
+    await sleep(2000); // t = 7 s: the next refresh is at 8 to 8.6 s
     expect(addresses(await d.resolve('live.test.local'))).toEqual(['127.0.0.2', '127.0.0.5']);
-    await sleep(1800); // t = 6.8 s
+    await sleep(2500); // t = 9.5 s
     expect(addresses(await d.resolve('live.test.local'))).toEqual(['127.0.0.5']);
   });
 
@@ -124,10 +124,10 @@ describe('Discovery over bind9', () => {
     expect(addresses(await d.resolve('stale.test.local'))).toEqual(['127.0.0.6']);
     await bind.stop();
     try {
-      await sleep(1300); // past the 1 s TTL: stale now
+      await sleep(1300); // past the 1 s TTL; the refresh (at 2 s) fails and the answer is stale until 3.5 s
       expect(addresses(await d.resolve('stale.test.local'))).toEqual(['127.0.0.6']);
       expect(d.pickSync('stale.test.local')?.address).toBe('127.0.0.6');
-      await sleep(1400); // past TTL + staleTtl
+      await sleep(3000); // past the refresh + staleTtl
       await expect(d.resolve('stale.test.local')).rejects.toMatchObject({ code: 'SIGNPOST_ERR_RESOLVE' });
       expect(d.pickSync('stale.test.local')).toBeUndefined();
     } finally {

@@ -2,8 +2,8 @@
  * `via: 'dns'`: the instances of a name are its A and/or AAAA records, through the shared
  * {@link DnsClient}. Stateless; the cache owns caching.
  */
-import { DnsClient, type AddressRecord } from '../dns/client.ts';
-import { InvalidArgumentError, NotFoundError, ResolveError, SignpostError } from '../errors.ts';
+import { DnsClient, type AddressLookup } from '../dns/client.ts';
+import { InvalidArgumentError } from '../errors.ts';
 import { NO_ATTRIBUTES } from '../instance.ts';
 import type { AddressFamily } from '../options.ts';
 import type { Instance, Resolution, ResolveContext, Resolver } from '../types.ts';
@@ -12,11 +12,14 @@ import { checkOneOf, checkPort } from '../validate.ts';
 export interface DnsResolverConfig {
   /** The port of every instance. @default none: the URL's port, else the scheme's */
   port?: number;
-  /** 4 (A), 6 (AAAA) or 'any' (both, in parallel). @default 'any' */
+  /**
+   * 4 (A), 6 (AAAA) or 'any' (both, in parallel: the answer goes out 50 ms after the first
+   * family with addresses, and a family that comes later joins the set then). @default 'any'
+   */
   family?: AddressFamily;
 }
 
-/** TTL of an answer without records (NODATA): c-ares does not give the SOA, so the cache's negativeTtl applies. */
+/** TTL of an answer without records (NODATA): the cache's negativeTtl applies. */
 const NODATA_TTL_MS = 0;
 
 export class DnsResolver implements Resolver {
@@ -35,38 +38,13 @@ export class DnsResolver implements Resolver {
   }
 
   async resolve(name: string, context: ResolveContext): Promise<Resolution> {
-    const settled = await Promise.allSettled(
-      this.#families.map((family) => this.#client.resolveAddresses(name, family, context.signal)),
-    );
-    const records: AddressRecord[] = [];
-    let failure: SignpostError | undefined;
-    let notFound: NotFoundError | undefined;
-    let answered = false;
-    for (const result of settled) {
-      if (result.status === 'fulfilled') {
-        answered = true;
-        records.push(...result.value);
-      } else if (result.reason instanceof NotFoundError) {
-        notFound = result.reason;
-      } else {
-        failure ??=
-          result.reason instanceof SignpostError
-            ? result.reason
-            : new ResolveError(`DNS lookup of ${name} failed unexpectedly`, { hostname: name, cause: result.reason });
-      }
-    }
-    // Data from one family wins over a failure of the other: some servers time out on AAAA only,
-    // and the addresses found are right even so.
-    if (records.length === 0) {
-      if (failure) throw failure;
-      if (notFound && !answered) throw notFound;
-    }
-    if (records.length === 0) return { instances: [], ttl: NODATA_TTL_MS };
-    const seen = new Set<string>();
+    return this.#resolution(await this.#client.lookup(name, this.#families, context.signal));
+  }
+
+  #resolution(found: AddressLookup): Resolution {
     const instances: Instance[] = [];
-    let ttl = Infinity;
-    for (const record of records) {
-      ttl = Math.min(ttl, record.ttl);
+    const seen = new Set<string>();
+    for (const record of found.records) {
       if (seen.has(record.address)) continue;
       seen.add(record.address);
       instances.push({
@@ -78,6 +56,15 @@ export class DnsResolver implements Resolver {
         attributes: NO_ATTRIBUTES,
       });
     }
-    return { instances, ttl };
+    const resolution: { -readonly [K in keyof Resolution]: Resolution[K] } = {
+      instances,
+      ttl: instances.length === 0 ? NODATA_TTL_MS : found.ttl,
+    };
+    if (instances.length > 0) resolution.dnsTtl = true;
+    if (found.stale) resolution.stale = true;
+    if (found.late !== undefined) {
+      resolution.late = found.late.then((late) => (late === undefined ? undefined : this.#resolution(late)));
+    }
+    return resolution;
   }
 }

@@ -1,17 +1,21 @@
 /**
  * `via: 'srv'`: the instances of a name are the targets of its SRV records (RFC 2782), with the
- * records' ports, priorities and weights. The SRV records are read off the wire (for their TTLs);
- * target addresses come from the additional section when the server put them there (Cloud Map,
- * Consul, Kubernetes do), else from A/AAAA queries. Stateless; the cache owns caching.
+ * records' ports, priorities and weights. The SRV records are read off the wire (for their TTLs),
+ * CNAMEs followed. A target's addresses come from the additional section when the server put
+ * every family there (Cloud Map, Consul, Kubernetes do), or when the answer had room to spare
+ * (the server had space and gave none of that family: there is none); a full answer may have been
+ * trimmed silently, so a family missing from it is asked for. Stateless; the cache owns caching.
  */
 import { channel } from 'node:diagnostics_channel';
 import { isIP } from 'node:net';
-import type { SoaData, SrvData, StringAnswer } from 'dns-packet';
-import { DnsClient, type AddressRecord } from '../dns/client.ts';
+import type { SrvData } from 'dns-packet';
+import { DnsClient, MAX_CNAME_HOPS, negativeTtl, type AddressLookup, type AddressRecord } from '../dns/client.ts';
 import { normalizeName, type WireResponse } from '../dns/wire.ts';
 import { InvalidArgumentError, NotFoundError, ResolveError, SignpostError } from '../errors.ts';
 import type { Instance, Resolution, ResolveContext, Resolver } from '../types.ts';
 import { checkHostname } from '../validate.ts';
+
+export { MAX_CNAME_HOPS };
 
 export interface SrvResolverConfig {
   /**
@@ -21,9 +25,6 @@ export interface SrvResolverConfig {
    */
   srv?: string | ((name: string) => string);
 }
-
-/** CNAMEs followed from the SRV name before giving up: a loop must fail, not hang. */
-export const MAX_CNAME_HOPS = 8;
 
 /**
  * `{ name, srv, target, port, reason, error? }` for each SRV target left out because it has no
@@ -38,7 +39,14 @@ interface SrvRecord {
   readonly weight: number;
 }
 
-type Lookup = { readonly records: readonly AddressRecord[] } | { readonly error: SignpostError };
+/** Bytes an AAAA record for `name` takes at most in the additional section (name uncompressed). */
+function addressRecordBytes(name: string): number {
+  return name.length + 2 + 10 + 16;
+}
+
+type Lookup = { readonly found: AddressLookup } | { readonly error: SignpostError };
+
+const FAMILIES: readonly (4 | 6)[] = [4, 6];
 
 export class SrvResolver implements Resolver {
   readonly #client: DnsClient;
@@ -60,33 +68,60 @@ export class SrvResolver implements Resolver {
 
   async resolve(name: string, context: ResolveContext): Promise<Resolution> {
     const srvName = this.#srvName(name);
-    const { records, ttl: srvTtl, response } = await this.#querySrv(name, srvName, context.signal);
-    if (records.length === 0) return { instances: [], ttl: srvTtl ?? negativeTtl(response) };
+    const chain = await this.#client.follow(srvName, 'SRV', context.signal);
+    const { response } = chain;
+    if (chain.records.length === 0 && response.rcode === 'NXDOMAIN') {
+      throw this.#client.notFound(srvName, 'SRV', chain.name);
+    }
+    const records: SrvRecord[] = [];
+    for (const answer of chain.records) {
+      const data = answer.data as SrvData;
+      // RFC 2782: a target of "." means the service is decidedly not available here.
+      if (data.target === '.' || data.target === '') continue;
+      records.push({ target: data.target, port: data.port, priority: data.priority ?? 0, weight: data.weight ?? 0 });
+    }
+    const flags = { fromCache: chain.fromCache, stale: chain.stale };
+    if (records.length === 0) {
+      return { instances: [], ttl: chain.records.length > 0 ? chain.ttl : negativeTtl(response) };
+    }
 
     const additional = addressesIn(response);
+    const roomy = response.limit - response.bytes;
     const targets = [...new Set(records.map((r) => normalizeName(r.target)))];
     const lookups = new Map<string, Lookup>(
       await Promise.all(
         targets.map(async (target): Promise<[string, Lookup]> => [
           target,
-          additional.get(target) !== undefined
-            ? { records: additional.get(target) ?? [] }
-            : await this.#lookupTarget(target, context.signal),
+          await this.#lookupTarget(target, additional.get(target), roomy >= addressRecordBytes(target), context.signal),
         ]),
       ),
     );
+    return this.#build(name, srvName, records, chain.ttl, flags, lookups);
+  }
 
+  /** The instances from the SRV records and each target's addresses (and the late families, if any). */
+  #build(
+    name: string,
+    srvName: string,
+    records: readonly SrvRecord[],
+    srvTtl: number,
+    flags: { fromCache: boolean; stale: boolean },
+    lookups: ReadonlyMap<string, Lookup>,
+    late = false,
+  ): Resolution {
     const instances: Instance[] = [];
     const ids = new Set<string>();
-    let ttl = srvTtl ?? Infinity;
+    let ttl = srvTtl;
+    let fromCache = flags.fromCache;
+    let stale = flags.stale;
     let firstError: SignpostError | undefined;
     for (const record of records) {
       const target = normalizeName(record.target);
       const lookup = lookups.get(target);
-      if (lookup === undefined || 'error' in lookup || lookup.records.length === 0) {
+      if (lookup === undefined || 'error' in lookup || lookup.found.records.length === 0) {
         const error = lookup !== undefined && 'error' in lookup ? lookup.error : undefined;
         if (error && !(error instanceof NotFoundError)) firstError ??= error;
-        if (skippedTargetChannel.hasSubscribers) {
+        if (skippedTargetChannel.hasSubscribers && !late) {
           skippedTargetChannel.publish({
             name,
             srv: srvName,
@@ -98,9 +133,12 @@ export class SrvResolver implements Resolver {
         }
         continue;
       }
-      const several = lookup.records.length > 1;
-      for (const address of lookup.records) {
-        ttl = Math.min(ttl, address.ttl);
+      const { found } = lookup;
+      ttl = Math.min(ttl, found.ttl);
+      fromCache ||= found.fromCache;
+      stale ||= found.stale;
+      const several = found.records.length > 1;
+      for (const address of found.records) {
         // With several addresses one target is several instances: name each by where it dials.
         const id = several ? hostPort(address.address, record.port) : `${target}:${record.port}`;
         if (ids.has(id)) continue;
@@ -118,7 +156,30 @@ export class SrvResolver implements Resolver {
     // Only when nothing could be found and something failed: serving stale beats serving nothing.
     if (instances.length === 0 && firstError) throw firstError;
     instances.sort((a, b) => a.priority - b.priority || b.weight - a.weight || compare(a.id, b.id));
-    return { instances, ttl };
+    const resolution: { -readonly [K in keyof Resolution]: Resolution[K] } = { instances, ttl, ...only({ fromCache, stale }) };
+    if (!late) {
+      const pending = [...lookups].filter(([, l]) => 'found' in l && l.found.late !== undefined);
+      if (pending.length > 0) {
+        resolution.late = Promise.all(pending.map(async ([target, l]) => [target, await (l as { found: AddressLookup }).found.late] as const)).then(
+          (arrived) => {
+            const fuller = new Map(lookups);
+            let added = false;
+            for (const [target, found] of arrived) {
+              if (found === undefined) continue;
+              fuller.set(target, { found });
+              added = true;
+            }
+            if (!added) return undefined;
+            try {
+              return this.#build(name, srvName, records, srvTtl, flags, fuller, true);
+            } catch {
+              return undefined;
+            }
+          },
+        );
+      }
+    }
+    return resolution;
   }
 
   #srvName(name: string): string {
@@ -133,106 +194,66 @@ export class SrvResolver implements Resolver {
   }
 
   /**
-   * The SRV records at `srvName` after CNAMEs, with the smallest SRV/CNAME TTL met on the way
-   * (ms; undefined when there was no SRV record at all).
+   * The addresses of one target: the additional section's when it holds every family (or had
+   * room for the missing ones), else those plus a lookup of the missing families, answered within
+   * the resolution delay once some address is in hand.
    */
-  async #querySrv(
-    name: string,
-    srvName: string,
+  async #lookupTarget(
+    target: string,
+    given: { readonly 4: AddressRecord[]; readonly 6: AddressRecord[] } | undefined,
+    complete: boolean,
     signal: AbortSignal,
-  ): Promise<{ records: SrvRecord[]; ttl: number | undefined; response: WireResponse }> {
-    // Every name that had a CNAME: each query below either ends the walk or adds to it.
-    const aliased = new Set<string>();
-    let queryName = normalizeName(srvName);
-    let ttl = Infinity;
-    for (;;) {
-      const response = await this.#client.query(queryName, 'SRV', signal);
-      let current = queryName;
-      // The chain the server already followed inside this answer.
-      for (;;) {
-        const cname = (response.answers ?? []).find(
-          (a): a is StringAnswer => a.type === 'CNAME' && normalizeName(a.name) === current,
-        );
-        if (cname === undefined) break;
-        if (aliased.size >= MAX_CNAME_HOPS) {
-          throw new ResolveError(
-            `SRV lookup for ${name} followed more than ${MAX_CNAME_HOPS} CNAMEs from ${srvName}: fix the CNAME chain`,
-            { hostname: name },
-          );
-        }
-        aliased.add(current);
-        const next = normalizeName(cname.data);
-        if (aliased.has(next)) {
-          throw new ResolveError(
-            `SRV lookup for ${name} met a CNAME loop at ${next} (from ${srvName}): fix the CNAME records of the SRV name`,
-            { hostname: name },
-          );
-        }
-        ttl = Math.min(ttl, (cname.ttl ?? 0) * 1000);
-        current = next;
-      }
-      const records: SrvRecord[] = [];
-      let found = false;
-      for (const answer of response.answers ?? []) {
-        if (answer.type !== 'SRV' || normalizeName(answer.name) !== current) continue;
-        found = true;
-        ttl = Math.min(ttl, (answer.ttl ?? 0) * 1000);
-        const data = answer.data as SrvData;
-        // RFC 2782: a target of "." means the service is decidedly not available here.
-        if (data.target === '.' || data.target === '') continue;
-        records.push({ target: data.target, port: data.port, priority: data.priority ?? 0, weight: data.weight ?? 0 });
-      }
-      if (found) return { records, ttl, response };
-      if (response.rcode === 'NXDOMAIN') {
-        throw this.#client.notFound(current === queryName && aliased.size === 0 ? srvName : `${current} (CNAME target of ${srvName})`, 'SRV');
-      }
-      // The chain left this server's answer (a CNAME into another zone): ask at its end.
-      if (current !== queryName) {
-        queryName = current;
-        continue;
-      }
-      return { records, ttl: undefined, response };
+  ): Promise<Lookup> {
+    const have = given === undefined ? [] : [...given[4], ...given[6]];
+    const haveTtl = have.reduce((min, r) => Math.min(min, r.ttl), Infinity);
+    const missing = given === undefined ? FAMILIES : complete ? [] : FAMILIES.filter((f) => given[f].length === 0);
+    const fromAdditional: AddressLookup = { records: have, ttl: haveTtl, fromCache: false, stale: false };
+    if (missing.length === 0) return { found: fromAdditional };
+    try {
+      const found = await this.#client.lookup(target, missing, signal, { haveAddresses: have.length > 0 });
+      return { found: merge(fromAdditional, found) };
+    } catch (error) {
+      if (have.length > 0) return { found: fromAdditional };
+      return {
+        error: error instanceof SignpostError ? error : new ResolveError(String(error), { hostname: target, cause: error }),
+      };
     }
-  }
-
-  async #lookupTarget(target: string, signal: AbortSignal): Promise<Lookup> {
-    const settled = await Promise.allSettled([
-      this.#client.resolveAddresses(target, 4, signal),
-      this.#client.resolveAddresses(target, 6, signal),
-    ]);
-    const records: AddressRecord[] = [];
-    let error: SignpostError | undefined;
-    for (const result of settled) {
-      if (result.status === 'fulfilled') records.push(...result.value);
-      else if (!(result.reason instanceof NotFoundError) || error === undefined) {
-        error = result.reason instanceof SignpostError ? result.reason : new ResolveError(String(result.reason), { cause: result.reason });
-      }
-    }
-    if (records.length > 0 || error === undefined) return { records };
-    return { error };
   }
 }
 
-/** RFC 2308: a negative answer may be cached for min(SOA TTL, SOA minimum); in ms. */
-function negativeTtl(response: WireResponse): number {
-  const soa = (response.authorities ?? []).find((a) => a.type === 'SOA');
-  if (soa === undefined) return 0;
-  const minimum = (soa.data as SoaData).minimum ?? 0;
-  return Math.min(soa.ttl ?? 0, minimum) * 1000;
+/** Addresses in hand plus a lookup's, with the lookup's late family merged the same way. */
+function merge(have: AddressLookup, found: AddressLookup): AddressLookup {
+  if (have.records.length === 0) return found;
+  const merged: { -readonly [K in keyof AddressLookup]: AddressLookup[K] } = {
+    records: [...have.records, ...found.records],
+    ttl: Math.min(have.ttl, found.ttl),
+    fromCache: found.fromCache,
+    stale: found.stale,
+  };
+  if (found.late !== undefined) merged.late = found.late.then((late) => (late === undefined ? undefined : merge(have, late)));
+  return merged;
 }
 
-/** A and AAAA records in the additional section, by owner name. */
-function addressesIn(response: WireResponse): Map<string, AddressRecord[]> {
-  const byName = new Map<string, AddressRecord[]>();
+function only(flags: { fromCache: boolean; stale: boolean }): { dnsTtl: true; stale?: true } {
+  return { dnsTtl: true, ...(flags.stale && { stale: true }) };
+}
+
+/** A and AAAA records in the additional section, by owner name and family. */
+function addressesIn(response: WireResponse): Map<string, { 4: AddressRecord[]; 6: AddressRecord[] }> {
+  const byName = new Map<string, { 4: AddressRecord[]; 6: AddressRecord[] }>();
   for (const record of response.additionals ?? []) {
     if (record.type !== 'A' && record.type !== 'AAAA') continue;
+    const family = record.type === 'A' ? 4 : 6;
     // A record whose data is not an address of its type (a mangled or hostile packet) must never
     // become an instance: the agent would dial whatever string it decoded to.
-    if (typeof record.data !== 'string' || isIP(record.data) !== (record.type === 'A' ? 4 : 6)) continue;
+    if (typeof record.data !== 'string' || isIP(record.data) !== family) continue;
     const owner = normalizeName(record.name);
-    const list = byName.get(owner) ?? [];
-    list.push({ address: record.data, ttl: (record.ttl ?? 0) * 1000 });
-    byName.set(owner, list);
+    let entry = byName.get(owner);
+    if (entry === undefined) {
+      entry = { 4: [], 6: [] };
+      byName.set(owner, entry);
+    }
+    entry[family].push({ address: record.data, ttl: (record.ttl ?? 0) * 1000 });
   }
   return byName;
 }

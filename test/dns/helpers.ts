@@ -63,3 +63,12 @@ export async function quietResources(): Promise<Record<string, number>> {
   }
   return openResources();
 }
+
+/**
+ * A resolution with its late address family folded in: a family that answers after the 50 ms
+ * resolution delay (a loaded machine) comes in `late`, which is what the cache applies.
+ */
+export async function withLate<T extends { late?: Promise<T | undefined> }>(resolution: T): Promise<T> {
+  const late = resolution.late === undefined ? undefined : await resolution.late;
+  return late === undefined ? resolution : withLate(late);
+}

@@ -5,7 +5,7 @@ import { DnsClient } from '../../src/dns/client.ts';
 import { SrvResolver } from '../../src/resolvers/srv.ts';
 import { Bind9 } from '../support/bind9.ts';
 import { FaultDns, reply } from '../support/fault-dns.ts';
-import { codeOf, settlesWithin } from '../dns/helpers.ts';
+import { codeOf, settlesWithin, withLate } from '../dns/helpers.ts';
 
 const TIMEOUT_MS = 300;
 const TRIES = 2;
@@ -80,7 +80,7 @@ describe('against bind9', () => {
   });
 
   test('Cloud Map style: ports, priorities, weights, targets, ordered; TTL the smallest of SRV and A', async () => {
-    const resolution = await new SrvResolver(client, {}).resolve('web.test.local', context());
+    const resolution = await withLate(await new SrvResolver(client, {}).resolve('web.test.local', context()));
     expect(summary(resolution.instances)).toEqual([
       '10/60 i-1.web.test.local:8080 127.0.1.1:8080',
       '10/20 i-2.web.test.local:8081 127.0.1.2:8081',
@@ -100,7 +100,7 @@ describe('against bind9', () => {
   });
 
   test('a CNAME at the SRV name is followed, its TTL counted', async () => {
-    const resolution = await new SrvResolver(client, {}).resolve('alias.test.local', context());
+    const resolution = await withLate(await new SrvResolver(client, {}).resolve('alias.test.local', context()));
     expect(resolution.instances).toHaveLength(3);
     expect(resolution.ttl).toBe(15_000);
   });
@@ -143,7 +143,7 @@ describe('against bind9', () => {
     } finally {
       await bind.restart();
     }
-    expect((await resolver.resolve('web.test.local', context())).instances).toHaveLength(3);
+    expect((await withLate(await resolver.resolve('web.test.local', context()))).instances).toHaveLength(3);
   });
 });
 
@@ -187,7 +187,7 @@ describe('against the fault responder', () => {
     };
     subscribe('signpost:dns:skipped-target', onSkipped);
     try {
-      const resolution = await new SrvResolver(client, {}).resolve('svc.test.local', context());
+      const resolution = await withLate(await new SrvResolver(client, {}).resolve('svc.test.local', context()));
       expect(summary(resolution.instances)).toEqual(['1/1 up.test.local:81 127.0.3.1:81']);
       expect(resolution.ttl).toBe(12_000);
       expect(skipped).toEqual([
@@ -221,7 +221,7 @@ describe('against the fault responder', () => {
         : handler(query, transport);
     fault.queries.length = 0;
     try {
-      const resolution = await new SrvResolver(client, {}).resolve('svc.test.local', context());
+      const resolution = await withLate(await new SrvResolver(client, {}).resolve('svc.test.local', context()));
       expect(summary(resolution.instances)).toEqual(['2/3 127.0.4.1:84 127.0.4.1:84', '2/3 [::41]:84 ::41:84']);
       expect(resolution.ttl).toBe(8000);
       expect(fault.queries.map((q) => q.type)).toEqual(['SRV']);
@@ -235,7 +235,7 @@ describe('against the fault responder', () => {
       'svc.test.local': [{ type: 'SRV', name: 'svc.test.local', ttl: 60, data: { priority: 1, weight: 1, port: 82, target: 'gone.test.local' } }],
       'gone.test.local': 'NXDOMAIN',
     });
-    expect((await new SrvResolver(client, {}).resolve('svc.test.local', context())).instances).toEqual([]);
+    expect((await withLate(await new SrvResolver(client, {}).resolve('svc.test.local', context()))).instances).toEqual([]);
   });
 
   test('a CNAME loop inside one answer, or across queries, is SIGNPOST_ERR_RESOLVE, not a hang', async () => {
@@ -269,7 +269,7 @@ describe('against the fault responder', () => {
       'in.test.local': [{ type: 'SRV', name: 'in.test.local', ttl: 60, data: { priority: 0, weight: 1, port: 90, target: 'up.test.local' } }],
       'up.test.local': [{ type: 'A', name: 'up.test.local', ttl: 12, data: '127.0.3.1' }],
     });
-    const resolution = await new SrvResolver(client, {}).resolve('out.test.local', context());
+    const resolution = await withLate(await new SrvResolver(client, {}).resolve('out.test.local', context()));
     expect([summary(resolution.instances), resolution.ttl]).toEqual([['0/1 up.test.local:90 127.0.3.1:90'], 9000]);
   });
 });

@@ -39,7 +39,7 @@ const NAMED = process.env.SIGNPOST_NAMED ?? '/usr/sbin/named';
 const NSUPDATE = process.env.SIGNPOST_NSUPDATE ?? 'nsupdate';
 
 /** A port free for both UDP and TCP on `address` (named listens on both; nsupdate -v uses TCP). */
-async function freePort(address: string): Promise<number> {
+export async function freePort(address: string): Promise<number> {
   for (;;) {
     const socket = createSocket('udp4');
     await new Promise<void>((resolve, reject) => {
