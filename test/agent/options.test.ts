@@ -1,9 +1,10 @@
 import { request } from 'undici';
 import { describe, expect, it } from 'vitest';
-import { DiscoveryAgent } from '../../src/agent.ts';
+import { DiscoveryAgent, type AttemptsInfo } from '../../src/agent/index.ts';
 import { Discovery } from '../../src/discovery.ts';
-import { discoveryInterceptor } from '../../src/interceptor.ts';
-import { classifyFailure, provesNotSent, RetryBudget, retryPolicy } from '../../src/retry.ts';
+import { discoveryInterceptor } from '../../src/agent/index.ts';
+import { RetryBudget } from '../../src/agent/retry-budget.ts';
+import { classifyFailure, provesNotSent, retryPolicy } from '../../src/agent/retry-policy.ts';
 import { Fleet } from '../support/servers.ts';
 
 const NAME = 'api.test.local';
@@ -113,7 +114,8 @@ describe('retry policy', () => {
     const err = (code: string) => Object.assign(new Error(code), { code });
     expect(classifyFailure(err('ECONNREFUSED'))).toEqual({ kind: 'connect', transport: true });
     expect(classifyFailure(err('ERR_TLS_CERT_ALTNAME_INVALID'))).toEqual({ kind: 'connect', transport: true });
-    expect(classifyFailure(err('UND_ERR_CONNECT_TIMEOUT'))).toEqual({ kind: 'timeout', transport: true });
+    // A connect timeout ejects as fast as a refusal: the instance cannot be reached at all.
+    expect(classifyFailure(err('UND_ERR_CONNECT_TIMEOUT'))).toEqual({ kind: 'connect', transport: true });
     expect(classifyFailure(err('UND_ERR_HEADERS_TIMEOUT'))).toEqual({ kind: 'timeout', transport: true });
     expect(classifyFailure(err('ECONNRESET'))).toEqual({ kind: 'reset', transport: true });
     expect(classifyFailure(err('UND_ERR_SOCKET'))).toEqual({ kind: 'reset', transport: true });
@@ -157,9 +159,12 @@ describe('bad input gives a typed error and no hang', () => {
     await fleet.close();
     const agent = new DiscoveryAgent({ services: { [NAME]: { via: 'static', instances: fleet.instances } } });
     try {
-      const error = await request(`http://${NAME}/`, { dispatcher: agent }).catch((e: unknown) => e);
-      expect(error).toMatchObject({ code: 'SIGNPOST_ERR_RETRIES_EXHAUSTED', hostname: NAME });
-      expect((error as Error).message).toContain(NAME);
+      const error = (await request(`http://${NAME}/`, { dispatcher: agent }).catch((e: unknown) => e)) as Error & AttemptsInfo;
+      // The last instance's own error, with every attempt.
+      expect(error).toMatchObject({ code: 'ECONNREFUSED' });
+      expect(error.attempts).toHaveLength(3);
+      expect([...new Set(error.attempts.map((a) => a.instance))].sort()).toEqual(fleet.instances.map((i) => `${i.address}:${i.port}`).sort());
+      expect(error.retryStop).toContain('retries');
     } finally {
       await agent.close();
     }

@@ -4,13 +4,19 @@
  * The origin of a discovered request is rewritten to the instance's address and port, while the
  * Host header and the TLS servername stay the logical name; the dispatcher underneath keeps one
  * pool per instance origin. Other requests go down the chain untouched.
+ *
+ * Compose it first (innermost), other interceptors after it, so they see the logical origin:
+ * `new Agent().compose(discoveryInterceptor({ discovery }), interceptors.retry(), interceptors.redirect())`.
  */
 import type { Dispatcher } from 'undici';
-import { RequestRouter, type AgentStats, type Send } from './agent/routed-request.ts';
-import { Discovery } from './discovery.ts';
-import { InvalidArgumentError } from './errors.ts';
-import { retryPolicy, type RetryOptions } from './retry.ts';
-import { checkKeys, checkObject, invalid } from './validate.ts';
+import { Discovery } from '../discovery.ts';
+import { InvalidArgumentError } from '../errors.ts';
+import { checkKeys, checkObject, invalid } from '../validate.ts';
+import { dnsAroundSignpost, hostHeaderOf, isIpOrigin, rewrittenOrigin } from './compose.ts';
+import { assertHandler, rejectDispatch } from './handler.ts';
+import type { Send } from './request.ts';
+import { retryPolicy, type RetryOptions } from './retry-policy.ts';
+import { RequestRouter, type AgentStats } from './router.ts';
 
 export interface DiscoveryInterceptorOptions {
   /** The Discovery to route with. The interceptor never closes it. */
@@ -35,13 +41,24 @@ export function discoveryInterceptor(options: DiscoveryInterceptorOptions): Disc
   const router = new RequestRouter(options.discovery, retryPolicy(options.retry));
   follow(options.discovery, router);
   const interceptor = (dispatch: Dispatcher.Dispatch): Dispatcher.Dispatch => {
-    const send: Send = (_endpoint, opts, handler) => {
-      dispatch(opts, handler);
-    };
+    const send: Send = (_endpoint, opts, handler) => dispatch(opts, handler);
     return function discoveryDispatch(opts, handler) {
-      const target = router.target(opts.origin);
-      if (target === null) return dispatch(opts, handler);
-      return router.dispatch(opts, handler, target, send);
+      if (handler === null || typeof handler !== 'object') return dispatch(opts, handler);
+      try {
+        const target = opts === null || typeof opts !== 'object' ? null : router.target(opts.origin);
+        if (target === null) {
+          const from = opts == null ? undefined : rewrittenOrigin(opts);
+          if (from !== undefined && isIpOrigin(opts.origin)) {
+            const discovered = router.target(from as string | URL);
+            if (discovered !== null && hostHeaderOf(opts.headers) === discovered.hostHeader) throw dnsAroundSignpost(discovered.name);
+          }
+          return dispatch(opts, handler);
+        }
+        assertHandler(handler, opts.method, opts.upgrade);
+        return router.dispatch(opts, handler, target, send);
+      } catch (error) {
+        return rejectDispatch(handler, error);
+      }
     };
   };
   return Object.assign(interceptor, { stats: () => router.stats() });
@@ -60,7 +77,7 @@ function follow(discovery: Discovery, router: RequestRouter): void {
   const unsubscribe = discovery.onChange((change) => {
     const live = ref.deref();
     if (live === undefined) unsubscribe();
-    else live.instancesChanged(change);
+    else for (const { keys } of live.instancesChanged(change)) for (const key of keys) live.forget(key);
   });
   unsubscribeWhenCollected.register(router, unsubscribe);
 }
