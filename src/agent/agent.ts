@@ -137,7 +137,7 @@ export class DiscoveryAgent extends Dispatcher {
     return this.#discovery;
   }
 
-  /** True once close() or destroy() was called (as undici's dispatchers). */
+  /** True once close() was called (as undici's dispatchers). */
   get closed(): boolean {
     return this.#closed;
   }
@@ -207,7 +207,8 @@ export class DiscoveryAgent extends Dispatcher {
   override close(): Promise<void>;
   override close(callback: (err?: Error | null) => void): void;
   override close(callback?: (err?: Error | null) => void): Promise<void> | void {
-    const done = this.#destroyed && this.#closing === undefined ? Promise.reject(new errors.ClientDestroyedError()) : (this.#closing ??= this.#close());
+    // As undici's dispatchers: a destroyed one (close() ends by destroying) refuses to close.
+    const done = this.#destroyed ? Promise.reject(new errors.ClientDestroyedError()) : (this.#closing ??= this.#close());
     if (callback === undefined) return done;
     done.then(
       () => callback(null),
@@ -236,7 +237,6 @@ export class DiscoveryAgent extends Dispatcher {
   }
 
   async #destroy(error: Error): Promise<void> {
-    this.#closed = true;
     this.#destroyed = true;
     this.#unsubscribe?.();
     this.#unsubscribe = undefined;

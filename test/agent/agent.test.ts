@@ -110,13 +110,15 @@ describe('DiscoveryAgent over static instances', () => {
   it("close() and destroy() are idempotent, and a closed agent answers as undici's does", async () => {
     await (await request(`http://${NAME}/c`, { dispatcher: agent })).body.text();
     await Promise.all([agent.close(), agent.close()]);
-    await agent.close();
-    await agent.destroy();
-    await agent.destroy();
-    await new Promise<void>((resolve) => agent.close(() => resolve()));
     expect(agent.closed).toBe(true);
+    // A dispatcher is destroyed once its close finished, as undici's are: closing it again, or
+    // using it, gives ClientDestroyedError; destroying it again is a no-op.
     expect(agent.destroyed).toBe(true);
-    // A closed dispatcher is destroyed once its close finished, as undici's are.
+    await expect(agent.close()).rejects.toBeInstanceOf(errors.ClientDestroyedError);
+    await agent.destroy();
+    await agent.destroy();
+    const callbackError = await new Promise<unknown>((resolve) => agent.close((error) => resolve(error)));
+    expect(callbackError).toBeInstanceOf(errors.ClientDestroyedError);
     await expect(request(`http://${NAME}/after`, { dispatcher: agent })).rejects.toBeInstanceOf(errors.ClientDestroyedError);
   });
 });
