@@ -18,7 +18,8 @@ describe('DiscoveryAgent over static instances', () => {
   });
 
   afterEach(async () => {
-    await agent.close();
+    // destroy(), not close(): a closed agent refuses to close again, as undici's dispatchers do.
+    await agent.destroy();
     await fleet.close();
   });
 
