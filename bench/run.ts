@@ -13,10 +13,12 @@ import { Bind9 } from '../test/support/bind9.ts';
 import { FakeCloudMap } from '../test/support/fake-cloudmap.ts';
 import type { RoundStats } from './measure.ts';
 import { buildResults, renderSvg, renderTable, type Raw } from './report.ts';
+import { renderRequestsSvg, renderRequestsTable, runRequests, type RequestsOptions } from './requests.ts';
 import {
   burstName,
   CM_NAMESPACE,
   FULL,
+  INSTANCE_ADDRESSES,
   QUICK,
   STEADY_CLIENTS,
   steadyName,
@@ -30,10 +32,10 @@ import {
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '..');
 
-function parseArgs(argv: string[]): { quick: boolean; out: string; only: 'throughput' | undefined; rounds: number | undefined } {
+function parseArgs(argv: string[]): { quick: boolean; out: string; only: 'throughput' | 'requests' | undefined; rounds: number | undefined } {
   let quick = false;
   let out = here;
-  let only: 'throughput' | undefined;
+  let only: 'throughput' | 'requests' | undefined;
   let rounds: number | undefined;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -42,7 +44,7 @@ function parseArgs(argv: string[]): { quick: boolean; out: string; only: 'throug
     else if (arg.startsWith('--out=')) out = resolve(arg.slice('--out='.length));
     else if (arg === '--only' || arg.startsWith('--only=')) {
       const part = arg === '--only' ? argv[++i] : arg.slice('--only='.length);
-      if (part !== 'throughput') throw new Error(`--only ${part}: only 'throughput' can run alone`);
+      if (part !== 'throughput' && part !== 'requests') throw new Error(`--only ${part}: only 'throughput' or 'requests' can run alone`);
       only = part;
     } else if (arg === '--rounds' || arg.startsWith('--rounds=')) {
       rounds = Number(arg === '--rounds' ? argv[++i] : arg.slice('--rounds='.length));
@@ -127,6 +129,7 @@ async function main(): Promise<void> {
   const { quick, out, only, rounds } = parseArgs(process.argv.slice(2));
   const sizes = { ...(quick ? QUICK : FULL), ...(rounds === undefined ? {} : { rounds }) };
   if (only === 'throughput') return throughputOnly(sizes);
+  if (only === 'requests') return requestsOnly(sizes);
   const started = Date.now();
   const coldNames = sizes.rounds * (sizes.coldSamples + 10);
   const heapMax = Math.max(...sizes.heapNames) + 1;
@@ -186,6 +189,9 @@ async function main(): Promise<void> {
       server.send({ type: 'counts' });
     });
 
+    say('requests: like-for-like and the load-balancer hop');
+    const requests = await runRequests(requestsOptions(sizes, httpPort), say);
+
     const heap: Array<{ names: number; bytes: number; bytesPerName: number; cached: number }> = [];
     for (const names of sizes.heapNames) {
       say(`heap with ${names} names`);
@@ -208,9 +214,11 @@ async function main(): Promise<void> {
     raw.durationS = Math.round((Date.now() - started) / 1000);
     const results = buildResults(raw);
     mkdirSync(out, { recursive: true });
-    writeFileSync(join(out, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
+    writeFileSync(join(out, 'results.json'), `${JSON.stringify({ ...results, requests }, null, 2)}\n`);
     writeFileSync(join(out, 'results.svg'), renderSvg(results));
+    writeFileSync(join(out, 'requests.svg'), renderRequestsSvg(requests));
     process.stdout.write(renderTable(results));
+    process.stdout.write(renderRequestsTable(requests));
     say(`wrote ${join(out, 'results.json')} and ${join(out, 'results.svg')} in ${raw.durationS} s`);
   } finally {
     server.send({ type: 'close' });
@@ -248,6 +256,24 @@ async function throughputOnly(sizes: typeof FULL): Promise<void> {
   } finally {
     server.send({ type: 'close' });
     await bind9.close();
+  }
+}
+
+function requestsOptions(sizes: typeof FULL, port: number): RequestsOptions {
+  return { port, addresses: INSTANCE_ADDRESSES, rounds: sizes.rounds, warmupMs: sizes.throughputWarmupMs, windowMs: sizes.throughputWindowMs, inFlight: sizes.inFlight };
+}
+
+/** `--only requests`: like-for-like and the HAProxy comparison alone (no bind9, no results.json). */
+async function requestsOnly(sizes: typeof FULL): Promise<void> {
+  const server = fork(join(here, 'server.ts'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  try {
+    const port = await new Promise<number>((resolvePort, reject) => {
+      server.once('message', (message: { port: number }) => resolvePort(message.port));
+      server.once('exit', (code) => reject(new Error(`HTTP instances exited with ${code}`)));
+    });
+    process.stdout.write(renderRequestsTable(await runRequests(requestsOptions(sizes, port), say)));
+  } finally {
+    server.send({ type: 'close' });
   }
 }
 

@@ -14,7 +14,7 @@ import type { Dispatcher } from 'undici';
 import type { Instance } from '../types.ts';
 import { Attempt } from './attempt.ts';
 import { bodyReplayable, needsTracking, trackIterable } from './body-replay.ts';
-import { ControllerProxy, type AbortTarget } from './controller.ts';
+import { ControllerProxy } from './controller.ts';
 import type { Endpoint } from './endpoint.ts';
 import { connectTimeoutError, withAttempts, type Attempt as AttemptRecord } from './request-errors.ts';
 import { classifyFailure, errorCode, provesNotSent } from './retry-policy.ts';
@@ -55,9 +55,12 @@ export interface RetryMessage {
 /** Sends one attempt: to the instance's pool (the agent) or down the chain (the interceptor). */
 export type Send = (endpoint: Endpoint, opts: DispatchOptions, handler: Handler, target: Target) => boolean;
 
-export class RoutedRequest implements AbortTarget {
+export class RoutedRequest extends ControllerProxy {
   readonly handler: Handler;
-  readonly proxy: ControllerProxy;
+  /** The controller the caller's handler holds: the request itself. */
+  get proxy(): ControllerProxy {
+    return this;
+  }
   /** The attempt whose callbacks reach the caller; undefined once the request ended. */
   current: Attempt | undefined;
   /** The response headers of the current attempt went to the caller: never retried from here. */
@@ -79,6 +82,7 @@ export class RoutedRequest implements AbortTarget {
   #waiting: NodeJS.Timeout | NodeJS.Immediate | true | undefined;
 
   constructor(router: RequestRouter, opts: DispatchOptions, handler: Handler, target: Target, send: Send) {
+    super();
     this.#router = router;
     this.handler = handler;
     this.#target = target;
@@ -104,7 +108,6 @@ export class RoutedRequest implements AbortTarget {
       this.#headers = withHostHeader(opts.headers, target.hostHeader);
       this.#servername = target.protocol === 'https:' ? target.name : undefined;
     }
-    this.proxy = new ControllerProxy(this);
   }
 
   get #method(): string {
@@ -116,7 +119,7 @@ export class RoutedRequest implements AbortTarget {
     const router = this.#router;
     router.begin(this);
     try {
-      this.handler.onRequestStart?.(this.proxy, null);
+      this.handler.onRequestStart?.(this, null);
     } catch (error) {
       this.#finish(error as Error);
       return true;
@@ -205,7 +208,7 @@ export class RoutedRequest implements AbortTarget {
 
   commit(controller: Controller): void {
     this.committed = true;
-    this.proxy.target = controller;
+    this.target = controller;
   }
 
   /** Whether the request could be sent again after it may have reached an instance. */
@@ -216,12 +219,12 @@ export class RoutedRequest implements AbortTarget {
   /** A failure of an attempt: the caller's error once committed, else a retry or the final error. */
   attemptError(attempt: Attempt, error: Error): void {
     if (this.current !== attempt) return;
-    if (this.committed || this.proxy.aborted) {
+    if (this.committed || this.aborted) {
       // After the response headers went to the caller, the caller sees undici's own error (a
       // body cut short, a body timeout, its own abort, a throw of its own callbacks): there is
       // nothing left to retry. As in undici, a throw of the caller's onResponseError propagates.
       this.end();
-      this.handler.onResponseError?.(this.proxy, this.proxy.aborted ? (this.proxy.reason ?? error) : error);
+      this.handler.onResponseError?.(this, this.aborted ? (this.reason ?? error) : error);
       return;
     }
     const endpoint = attempt.endpoint;
@@ -254,10 +257,10 @@ export class RoutedRequest implements AbortTarget {
     else this.#resolve();
   }
 
-  callerAbort(reason: Error): void {
+  override callerAbort(reason: Error): void {
     if (this.committed) {
       // undici ends the attempt with the reason, which reaches the caller through attemptError.
-      this.proxy.target?.abort(reason);
+      this.target?.abort(reason);
       return;
     }
     if (this.done) return;
@@ -331,7 +334,7 @@ export class RoutedRequest implements AbortTarget {
   #finish(error: Error): void {
     if (this.done) return;
     this.end();
-    if (this.proxy.aborted) error = this.proxy.reason ?? error;
+    if (this.aborted) error = this.reason ?? error;
     else if (this.#attempts !== undefined) {
       withAttempts(error, {
         attempts: this.#attempts,
@@ -344,7 +347,7 @@ export class RoutedRequest implements AbortTarget {
   /** Gives the caller its error from signpost's own code (a timer, a promise): a throw is contained. */
   #deliver(error: Error): void {
     try {
-      this.handler.onResponseError?.(this.proxy, error);
+      this.handler.onResponseError?.(this, error);
     } catch (thrown) {
       process.emitWarning(`signpost: a request handler's onResponseError threw: ${String(thrown)}`, {
         code: 'SIGNPOST_HANDLER_THREW',
