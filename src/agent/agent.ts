@@ -11,6 +11,7 @@ import type { EventEmitter } from 'node:events';
 import { Agent, Dispatcher, errors } from 'undici';
 import { Discovery, type InstancesChange } from '../discovery.ts';
 import { InvalidArgumentError } from '../errors.ts';
+import { instanceKey } from '../instance.ts';
 import type { DiscoveryOptions } from '../options.ts';
 import { checkObject, invalid } from '../validate.ts';
 import { dnsAroundSignpost, hostHeaderOf, isDnsInterceptor, isIpOrigin, rewrittenOrigin } from './compose.ts';
@@ -262,8 +263,12 @@ export class DiscoveryAgent extends Dispatcher {
     return ok;
   }
 
-  /** An instance no name serves any more: its pools drain (in-flight requests finish), then close. */
+  /**
+   * Instances left a name: its https pools to them drain; an instance no name serves any more
+   * loses all its pools (in-flight requests finish, then they close).
+   */
   #instancesChanged(change: InstancesChange): void {
+    for (const instance of change.removed) this.#pools.retireName(instanceKey(instance), change.name);
     for (const { liveKey, keys } of this.#router.instancesChanged(change)) {
       void this.#pools.retire(liveKey).then(() => {
         for (const key of keys) this.#router.forget(key);

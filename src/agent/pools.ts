@@ -161,6 +161,22 @@ export class Pools {
     return Promise.all(closing).then(() => undefined);
   }
 
+  /**
+   * A name no longer has an instance (it left the name's set, or the name was evicted from the
+   * cache): the instance's https pools for that name drain. Pools are then bounded by the names
+   * Discovery keeps (`cache.maxNames`), whatever the mix of names.
+   */
+  retireName(liveKey: string, name: string): void {
+    const keys = this.#byInstance.get(liveKey);
+    if (keys === undefined) return;
+    for (const poolKey of [...keys]) {
+      const entry = this.#pools.get(poolKey);
+      if (entry === undefined || entry.servername !== name) continue;
+      this.#remove(entry);
+      void this.#close(entry, 'removed');
+    }
+  }
+
   /** Takes every pool out of use and returns them. */
   #takeAll(): PoolEntry[] {
     const entries = [...this.#pools.values()];
