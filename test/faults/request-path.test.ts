@@ -337,12 +337,11 @@ test('under resets, refusals and 5xx, every one of 10,000 requests settles', asy
         void backends[2]!.kill();
       }
       try {
-        const { body } = await request(`http://${NAME}/r${i}`, {
-          dispatcher: agent,
-          method: lane % 4 === 0 ? 'POST' : 'GET',
-          body: lane % 4 === 0 ? `p${i}` : undefined,
-          headers: lane % 4 === 0 ? { 'x-idempotency-id': `p${i}` } : undefined,
-        });
+        const post = lane % 4 === 0;
+        const { body } = await request(
+          `http://${NAME}/r${i}`,
+          post ? { dispatcher: agent, method: 'POST', body: `p${i}`, headers: { 'x-idempotency-id': `p${i}` } } : { dispatcher: agent },
+        );
         await body.text();
       } catch {
         failed++;
