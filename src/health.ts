@@ -6,7 +6,6 @@
  * instance are told, so they rebuild.
  */
 import { channel } from 'node:diagnostics_channel';
-import { connect } from 'node:net';
 import type { Clock, ClockTimer } from './clock.ts';
 import { instanceKey } from './instance.ts';
 import type { EjectionOptions, FailurePercentageOptions, ProbeOptions } from './options.ts';
@@ -41,7 +40,7 @@ export type EjectionReason = 'consecutive' | 'failure-percentage' | 'stall';
 
 /**
  * Probes an ejected instance, known by its key: resolves true when it answers. Returns undefined
- * when this prober cannot reach the instance (the tracker then tries the next, or TCP itself).
+ * when this prober cannot reach the instance (the tracker then tries the next one).
  */
 export type Prober = (key: string, path: string | undefined, timeout: number) => Promise<boolean> | undefined;
 
@@ -529,14 +528,16 @@ export class HealthTracker {
   }
 
   /**
-   * The next probe of an ejected instance: an HTTP GET of the health path when one is set (through
-   * a prober the agent added), else a TCP connect for an instance ejected for connection failures.
-   * A stalled or failing instance accepts connections, so without a health path it waits for its
-   * ejection time instead.
+   * The next probe of an ejected instance, by the probers added (the agent's): an HTTP GET of the
+   * health path when one is set, else a TCP connect for an instance ejected for connection
+   * failures. A stalled or failing instance accepts connections, so without a health path it
+   * waits for its ejection time instead.
    */
   #scheduleProbe(state: InstanceHealth): void {
     const probe = this.#options.probe;
-    if (probe === false || this.#closed || !state.ejected) return;
+    // Probes are made by whoever reaches the instances (the agent adds its prober): a Discovery
+    // on its own never opens a connection to an instance.
+    if (probe === false || this.#closed || !state.ejected || this.#probers.size === 0) return;
     if (probe.path === undefined && state.ejectedFor !== 'connect') return;
     state.probeTimer = this.#clock.setTimeout(() => {
       state.probeTimer = undefined;
@@ -565,8 +566,7 @@ export class HealthTracker {
         // A prober that throws is one that cannot reach the instance.
       }
     }
-    if (state.port === undefined) return Promise.resolve(false);
-    return tcpProbe(state.address, state.port, timeout);
+    return Promise.resolve(false);
   }
 
   #notify(state: InstanceHealth, event: HealthEvent): void {
@@ -591,18 +591,3 @@ export class HealthTracker {
   }
 }
 
-/** Whether a TCP connection to the address is accepted within `timeout`. The socket never holds the process open. */
-export function tcpProbe(address: string, port: number, timeout: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: address, port });
-    socket.unref();
-    socket.setTimeout(timeout);
-    const done = (ok: boolean): void => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.once('connect', () => done(true));
-    socket.once('error', () => done(false));
-    socket.once('timeout', () => done(false));
-  });
-}

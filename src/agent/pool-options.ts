@@ -64,6 +64,11 @@ export interface PoolOptions extends Omit<Agent.Options, 'connect' | 'factory' |
   /** The local address to connect from. */
   localAddress?: string;
   /**
+   * How long a connection lives before it is closed and replaced, in milliseconds; `null`: no
+   * limit. Useful where instances come and go behind one address. @default null
+   */
+  clientTtl?: number | null;
+  /**
    * Makes the dispatcher of one instance origin (undici's `Agent` factory): `(origin, options)`
    * → a Dispatcher. @default a `Pool` (a `Client` when `connections` is 1)
    */
@@ -86,13 +91,13 @@ const CHECKED = [
   'maxRequestsPerClient',
   'localAddress',
   'factory',
+  'clientTtl',
 ] as const;
 
 /** Every option of undici's Agent, Pool and Client (undici 8). */
 export const UNDICI_OPTIONS: readonly string[] = [
   ...CHECKED,
   'maxOrigins',
-  'clientTtl',
   'tls',
   'maxCachedSessions',
   'socketPath',
@@ -168,6 +173,9 @@ export function poolOptions(options: Record<string, unknown>): ParsedPoolOptions
         break;
       case 'factory':
         if (typeof value !== 'function') throw invalid(key, value, 'a function (origin, options) => Dispatcher');
+        break;
+      case 'clientTtl':
+        if (value !== null) checkDuration(key, value, 1);
         break;
     }
   }

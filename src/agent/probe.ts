@@ -4,13 +4,14 @@
  * serves: any answer below 500 within the probe timeout brings the instance back. Without one, a
  * TCP connect to the port the agent reaches it on (which the registry may not have given).
  */
+import { connect } from 'node:net';
 import type { Dispatcher } from 'undici';
-import { tcpProbe, type Prober } from '../health.ts';
+import type { Prober } from '../health.ts';
 import type { Endpoint } from './endpoint.ts';
 import type { PoolEntry } from './pools.ts';
 import type { RequestRouter } from './router.ts';
 
-/** Answers undefined for an instance the agent never reached: the tracker then probes it itself. */
+/** Answers undefined for an instance the agent never reached (another agent sharing the Discovery may have). */
 export function instanceProber(router: RequestRouter, poolFor: (endpoint: Endpoint, servername: string | undefined) => Dispatcher): Prober {
   return (key, path, timeout) => {
     const endpoint = router.endpointsOf(key)[0];
@@ -42,4 +43,20 @@ export function instanceProber(router: RequestRouter, poolFor: (endpoint: Endpoi
         () => false,
       );
   };
+}
+
+/** Whether a TCP connection to the address is accepted within `timeout`. The socket never holds the process open. */
+export function tcpProbe(address: string, port: number, timeout: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: address, port });
+    socket.unref();
+    socket.setTimeout(timeout);
+    const done = (ok: boolean): void => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+    socket.once('timeout', () => done(false));
+  });
 }
