@@ -20,7 +20,7 @@ import { assertHandler, rejectDispatch } from './handler.ts';
 import { kClients, mockFor } from './mock.ts';
 import { isUndiciOption, poolOptions, UNDICI_OPTIONS, type PoolOptions } from './pool-options.ts';
 import { PoolEntry, Pools } from './pools.ts';
-import { instanceProber } from './probe.ts';
+import { getThrough, instanceProber } from './probe.ts';
 import { RequestRouter, type AgentStats } from './router.ts';
 import type { Send } from './request.ts';
 import { retryPolicy, type RetryOptions } from './retry-policy.ts';
@@ -110,7 +110,9 @@ export class DiscoveryAgent extends Dispatcher {
     }
     this.#unsubscribe = this.#discovery.onChange((change) => this.#instancesChanged(change));
     const unprobe = this.#discovery.health.setProber(
-      instanceProber(this.#router, (endpoint, servername) => this.#pools.get(endpoint, servername, false).pool),
+      instanceProber(new WeakRef(this.#router), (endpoint, opts) =>
+        getThrough((o, h) => this.#pools.get(endpoint, endpoint.https ? endpoint.target.name : undefined, false).pool.dispatch(o, h))(endpoint, opts),
+      ),
     );
     const unsubscribe = this.#unsubscribe;
     this.#unsubscribe = () => {

@@ -4,6 +4,7 @@
  */
 import type { FailureKind } from '../health.ts';
 import type { Instance } from '../types.ts';
+import type { Target } from './target.ts';
 
 /** The health tracker as the agent uses it: `discovery.health` (src/health.ts). */
 export interface HealthReporter {
@@ -93,9 +94,12 @@ export class Endpoint {
   live = false;
   /** The dispatcher's own per-endpoint slot (the agent keeps the instance's last pool here). */
   slot: unknown = undefined;
+  /** The logical name (origin) the endpoint was first reached for: what a health probe sends as Host. */
+  readonly target: Target;
 
-  constructor(key: string, liveKey: string, origin: string, counters: Counters, health: HealthReporter | undefined, state: HealthState | undefined) {
+  constructor(key: string, liveKey: string, origin: string, target: Target, counters: Counters, health: HealthReporter | undefined, state: HealthState | undefined) {
     this.key = key;
+    this.target = target;
     this.liveKey = liveKey;
     this.origin = origin;
     this.https = origin.startsWith('https:');

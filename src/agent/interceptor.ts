@@ -14,6 +14,7 @@ import { InvalidArgumentError } from '../errors.ts';
 import { checkKeys, checkObject, invalid } from '../validate.ts';
 import { dnsAroundSignpost, hostHeaderOf, isIpOrigin, rewrittenOrigin } from './compose.ts';
 import { assertHandler, rejectDispatch } from './handler.ts';
+import { getThrough, instanceProber } from './probe.ts';
 import type { Send } from './request.ts';
 import { retryPolicy, type RetryOptions } from './retry-policy.ts';
 import { RequestRouter, type AgentStats } from './router.ts';
@@ -39,8 +40,16 @@ export function discoveryInterceptor(options: DiscoveryInterceptorOptions): Disc
   checkKeys('', raw, ['discovery', 'retry']);
   if (!(options.discovery instanceof Discovery)) throw invalid('discovery', options.discovery, 'a Discovery');
   const router = new RequestRouter(options.discovery, retryPolicy(options.retry));
-  follow(options.discovery, router);
+  // Ejected instances are probed through the dispatcher the interceptor was last composed into.
+  let probeDispatch: Dispatcher.Dispatch | undefined;
+  const unprobe = options.discovery.health.setProber(
+    instanceProber(new WeakRef(router), (endpoint, opts) =>
+      probeDispatch === undefined ? Promise.reject(new Error('not composed')) : getThrough(probeDispatch)(endpoint, opts),
+    ),
+  );
+  follow(options.discovery, router, unprobe);
   const interceptor = (dispatch: Dispatcher.Dispatch): Dispatcher.Dispatch => {
+    probeDispatch = dispatch;
     const send: Send = (_endpoint, opts, handler) => dispatch(opts, handler);
     return function discoveryDispatch(opts, handler) {
       if (handler === null || typeof handler !== 'object') return dispatch(opts, handler);
@@ -70,14 +79,18 @@ const unsubscribeWhenCollected = new FinalizationRegistry<() => void>((unsubscri
 /**
  * Tells the router when instances leave, so it drops what it cached for them (their health state
  * is Discovery's no longer). The interceptor is never closed: Discovery holds the router weakly,
- * and the subscription ends when the interceptor is collected.
+ * and the subscription (and the prober) end when the interceptor is collected.
  */
-function follow(discovery: Discovery, router: RequestRouter): void {
+function follow(discovery: Discovery, router: RequestRouter, unprobe: () => void): void {
   const ref = new WeakRef(router);
-  const unsubscribe = discovery.onChange((change) => {
+  const stop = discovery.onChange((change) => {
     const live = ref.deref();
     if (live === undefined) unsubscribe();
     else for (const { keys } of live.instancesChanged(change)) for (const key of keys) live.forget(key);
   });
+  const unsubscribe = (): void => {
+    stop();
+    unprobe();
+  };
   unsubscribeWhenCollected.register(router, unsubscribe);
 }

@@ -166,7 +166,7 @@ export class RequestRouter {
       const counters = this.#countersOf(key);
       let state: HealthState | undefined;
       if (health !== undefined) counters.health = state = health.state(instance);
-      endpoint = new Endpoint(key, liveKey, origin, counters, health, state);
+      endpoint = new Endpoint(key, liveKey, origin, target, counters, health, state);
       this.#watchStalls();
       // Picked just before it left every name: used for this request, never cached.
       if (!this.discovery.hasInstance(liveKey)) return endpoint;
