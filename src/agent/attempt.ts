@@ -71,11 +71,11 @@ export class Attempt implements Dispatcher.DispatchHandler, Waiter {
     const request = this.request;
     if (request.current !== this) {
       // The request ended or moved on while this attempt was queued: stop it before it is written.
-      controller.abort(request.proxy.reason ?? new Error('signpost: the request already ended'));
+      controller.abort(request.reason ?? new Error('signpost: the request already ended'));
       return;
     }
-    request.proxy.target = controller;
-    if (request.proxy.paused) controller.pause();
+    request.target = controller;
+    if (request.paused) controller.pause();
   }
 
   onRequestUpgrade(controller: Controller, statusCode: number, headers: Headers, socket: Duplex): void {
@@ -85,8 +85,12 @@ export class Attempt implements Dispatcher.DispatchHandler, Waiter {
     const request = this.request;
     if (request.current !== this) return;
     request.commit(controller);
-    request.handler.onRequestUpgrade?.(request.proxy, statusCode, headers, socket);
-    request.end();
+    try {
+      request.handler.onRequestUpgrade?.(request, statusCode, headers, socket);
+    } finally {
+      // The request is over for signpost either way; a throw goes on to undici, as without it.
+      request.end();
+    }
   }
 
   onResponseStarted(): void {
@@ -104,25 +108,25 @@ export class Attempt implements Dispatcher.DispatchHandler, Waiter {
       if (request.current !== this) return;
       request.commit(controller);
     } else if (request.current !== this) return;
-    request.handler.onResponseStart?.(request.proxy, statusCode, headers, statusMessage);
+    request.handler.onResponseStart?.(request, statusCode, headers, statusMessage);
   }
 
   onResponseData(_controller: Controller, chunk: Buffer): void {
     const request = this.request;
-    if (request.current === this) request.handler.onResponseData?.(request.proxy, chunk);
+    if (request.current === this) request.handler.onResponseData?.(request, chunk);
   }
 
   onResponseEnd(_controller: Controller, trailers: Headers): void {
     this.report(this.#status >= 500 ? '5xx' : 'success');
     const request = this.request;
     if (request.current !== this) return;
-    request.handler.onResponseEnd?.(request.proxy, trailers);
+    request.handler.onResponseEnd?.(request, trailers);
     request.end();
   }
 
   onResponseError(_controller: Controller | null, error: Error): void {
     const request = this.request;
-    if (request.proxy.aborted) this.report('cancel');
+    if (request.aborted) this.report('cancel');
     else if (this.#status >= 500) this.report('5xx');
     else this.report(classifyFailure(error).kind ?? 'cancel');
     request.attemptError(this, error);

@@ -57,10 +57,6 @@ export type Send = (endpoint: Endpoint, opts: DispatchOptions, handler: Handler,
 
 export class RoutedRequest extends ControllerProxy {
   readonly handler: Handler;
-  /** The controller the caller's handler holds: the request itself. */
-  get proxy(): ControllerProxy {
-    return this;
-  }
   /** The attempt whose callbacks reach the caller; undefined once the request ended. */
   current: Attempt | undefined;
   /** The response headers of the current attempt went to the caller: never retried from here. */
