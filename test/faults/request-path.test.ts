@@ -380,7 +380,7 @@ test('an https name churn: pools stay bounded by the names cached, and the heap 
   subscribe('signpost:pool:close', onClose);
   const before = openHandles();
   try {
-    const names = scaled(1500);
+    const names = scaled(800);
     let next = 0;
     const heaps: number[] = [];
     await runLanes(16, () => next >= names, async () => {
