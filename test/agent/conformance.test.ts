@@ -5,6 +5,7 @@
  * that answers 127.0.0.2, so all three send the same URL and the same Host header.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createSecureServer, type Http2SecureServer } from 'node:http2';
 import type { LookupFunction, Socket } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import {
@@ -20,6 +21,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DiscoveryAgent, discoveryInterceptor } from '../../src/agent/index.ts';
 import { Discovery } from '../../src/discovery.ts';
+import { TestCa } from '../support/servers.ts';
 
 const NAME = 'api.conformance.local';
 const ADDRESS = '127.0.0.2';
@@ -543,6 +545,39 @@ describe('conformance with undici Agent: composed with undici interceptors (sign
       await base.close();
       await discovery.close();
     }
+  });
+});
+
+describe('conformance with undici Agent: HTTP/2', () => {
+  let ca: TestCa;
+  let h2: Http2SecureServer;
+  let h2Port = 0;
+
+  beforeAll(async () => {
+    ca = await TestCa.create();
+    const tls = await ca.issue(NAME);
+    // Speaks h2 and HTTP/1.1, as a WebSocket-capable server behind TLS does.
+    h2 = createSecureServer({ ...tls, allowHTTP1: true }, (req, res) => res.end(`HTTP/${req.httpVersion}`));
+    await new Promise<void>((resolve) => h2.listen(0, ADDRESS, resolve));
+    h2Port = (h2.address() as { port: number }).port;
+  });
+
+  afterAll(async () => {
+    await new Promise<void>((resolve) => h2.close(() => resolve()));
+    await ca.remove();
+  });
+
+  it("a request's own allowH2: false gets HTTP/1.1, as with undici (what Node's WebSocket asks for)", async () => {
+    const results = await conform(
+      async (c) => {
+        const origin = `https://${NAME}:${h2Port}`;
+        const h2Body = await (await c.dispatcher.request({ origin, path: '/', method: 'GET' })).body.text();
+        const h1Body = await (await c.dispatcher.request({ origin, path: '/', method: 'GET', allowH2: false } as Dispatcher.RequestOptions)).body.text();
+        return { h2Body, h1Body };
+      },
+      { undiciOptions: { allowH2: true, connect: { ca: ca.cert } }, port: h2Port },
+    );
+    expect(results.signpost).toEqual({ ok: { h2Body: 'HTTP/2.0', h1Body: 'HTTP/1.1' } });
   });
 });
 
