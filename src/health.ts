@@ -401,9 +401,28 @@ export class HealthTracker {
     }
     state.windowRequests++;
     state.windowFailures++;
-    if (state.windowRequests >= fp.minRequests && state.windowFailures * 100 >= fp.threshold * state.windowRequests) {
+    if (state.windowRequests >= fp.minRequests && state.windowFailures * 100 >= fp.threshold * state.windowRequests && this.#outlier(state)) {
       this.#eject(state, kind, 'failure-percentage');
     }
+  }
+
+  /**
+   * Whether an instance fails clearly more than the others of its services (at least twice their
+   * share): when a whole service fails alike (a dependency down, load shed everywhere), ejecting
+   * some of it would only pile their traffic onto the rest.
+   */
+  #outlier(state: InstanceHealth): boolean {
+    let requests = 0;
+    let failures = 0;
+    for (const group of state.groups) {
+      for (const other of group.states) {
+        if (other === state || other.ejected) continue;
+        requests += other.windowRequests;
+        failures += other.windowFailures;
+      }
+    }
+    if (requests === 0) return true;
+    return state.windowFailures * requests >= 2 * failures * state.windowRequests;
   }
 
   /**

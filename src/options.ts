@@ -271,9 +271,11 @@ export interface EjectionOptions {
   panicThreshold?: number;
   /**
    * Failure-percentage ejection (Envoy's `outlier_detection` failure percentage): an instance
-   * that fails at least `threshold` percent of its requests within `interval` is ejected, however
-   * the failures are spread, so a task failing every other request goes too (consecutive counts
-   * never see it). `false` turns it off.
+   * that fails at least `threshold` percent of its requests within `interval`, and at least twice
+   * the share of the other instances of its services, is ejected, however the failures are
+   * spread: a task failing every other request goes (consecutive counts never see it), while a
+   * service failing alike everywhere (a dependency down) keeps its instances. `false` turns it
+   * off.
    * @default { threshold: 30, minRequests: 20, interval: 10_000 }
    */
   failurePercentage?: FailurePercentageOptions | false;

@@ -332,6 +332,19 @@ describe('outlier detection beyond consecutive failures', () => {
     expect(b1.ejected).toBe(false);
   });
 
+  test('failure percentage: a service failing alike everywhere keeps its instances', () => {
+    const { tracker } = setup();
+    const states = [a, b, c, d].map((i) => tracker.state(i));
+    for (let round = 0; round < 30; round++) {
+      for (const state of states) {
+        tracker.onStart(state);
+        if (round % 2 === 0) tracker.onFailure(state, '5xx');
+        else tracker.onSuccess(state);
+      }
+    }
+    expect(states.filter((s) => s.ejected)).toEqual([]);
+  });
+
   test('failurePercentage: false turns it off', () => {
     const { tracker } = setup({ failurePercentage: false });
     const state = tracker.state(a);
