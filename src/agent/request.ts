@@ -98,11 +98,12 @@ export class RoutedRequest extends ControllerProxy {
       // Host header and TLS servername stay the logical name, so certificates are checked
       // against it. Over http, a Pool would work the same servername out of the Host header on
       // every request (an IP-address test included): given, it is not.
-      this.#servername =
-        target.protocol === 'https:' || (router.toPools && (opts as { servername?: string }).servername == null) ? target.name : undefined;
+      const own = (opts as { servername?: string }).servername;
+      this.#servername = own != null ? undefined : target.protocol === 'https:' || router.toPools ? target.name : undefined;
     } else {
       this.#headers = withHostHeader(opts.headers, target.hostHeader);
-      this.#servername = target.protocol === 'https:' ? target.name : undefined;
+      // A servername of the caller's own is kept, as undici keeps it.
+      this.#servername = target.protocol === 'https:' && (opts as { servername?: string }).servername == null ? target.name : undefined;
     }
   }
 
