@@ -129,7 +129,7 @@ async function main(): Promise<void> {
   const { quick, out, only, rounds } = parseArgs(process.argv.slice(2));
   const sizes = { ...(quick ? QUICK : FULL), ...(rounds === undefined ? {} : { rounds }) };
   if (only === 'throughput') return throughputOnly(sizes);
-  if (only === 'requests') return requestsOnly(sizes);
+  if (only === 'requests') return requestsOnly(sizes, out);
   const started = Date.now();
   const coldNames = sizes.rounds * (sizes.coldSamples + 10);
   const heapMax = Math.max(...sizes.heapNames) + 1;
@@ -263,15 +263,22 @@ function requestsOptions(sizes: typeof FULL, port: number): RequestsOptions {
   return { port, addresses: INSTANCE_ADDRESSES, rounds: sizes.rounds, warmupMs: sizes.throughputWarmupMs, windowMs: sizes.throughputWindowMs, inFlight: sizes.inFlight };
 }
 
-/** `--only requests`: like-for-like and the HAProxy comparison alone (no bind9, no results.json). */
-async function requestsOnly(sizes: typeof FULL): Promise<void> {
+/**
+ * `--only requests`: like-for-like and the HAProxy comparison alone (no bind9); writes
+ * DIR/requests.json and DIR/requests.svg, not results.json.
+ */
+async function requestsOnly(sizes: typeof FULL, out: string): Promise<void> {
   const server = fork(join(here, 'server.ts'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   try {
     const port = await new Promise<number>((resolvePort, reject) => {
       server.once('message', (message: { port: number }) => resolvePort(message.port));
       server.once('exit', (code) => reject(new Error(`HTTP instances exited with ${code}`)));
     });
-    process.stdout.write(renderRequestsTable(await runRequests(requestsOptions(sizes, port), say)));
+    const requests = await runRequests(requestsOptions(sizes, port), say);
+    mkdirSync(out, { recursive: true });
+    writeFileSync(join(out, 'requests.json'), `${JSON.stringify({ date: new Date().toISOString(), machine: machine(), ...requests }, null, 2)}\n`);
+    writeFileSync(join(out, 'requests.svg'), renderRequestsSvg(requests));
+    process.stdout.write(renderRequestsTable(requests));
   } finally {
     server.send({ type: 'close' });
   }
