@@ -290,11 +290,12 @@ export interface EjectionOptions {
   probe?: ProbeOptions | false;
   /**
    * The stall detector, in milliseconds: an instance that holds requests waiting for their
-   * response headers and answers none of them for this long is frozen. It is ejected at once, and
-   * the requests waiting on it that are safe to repeat (methods in `retry.methods`, a body that
-   * can be sent again) are retried on another instance; the others keep waiting, up to
-   * `headersTimeout`. Set it above the slowest response you expect; 0 turns it off. From 0 to
-   * 3,600,000.
+   * response headers and answers none of them for this long is frozen. It is ejected at once
+   * (new requests go elsewhere), and the requests waiting on it move to another usable instance
+   * when that is safe: those not written yet always, written ones when they may be sent again
+   * (methods in `retry.methods`, a body that can be sent again) and their caller left
+   * `headersTimeout` at undici's default. The others keep waiting, up to their `headersTimeout`.
+   * Set it above the slowest response you expect; 0 turns it off. From 0 to 3,600,000.
    * @default 10_000
    */
   stallTimeout?: number;

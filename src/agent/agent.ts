@@ -96,6 +96,7 @@ export class DiscoveryAgent extends Dispatcher {
     }
     this.#allowH2 = parsed.pools.allowH2;
     this.#router = new RequestRouter(this.#discovery, policy, true);
+    this.#router.headersTimeoutChosen = undiciOptions.headersTimeout !== undefined;
     // undici's event signatures, with the logical origin and, last, the instance key.
     const emitter = this as unknown as EventEmitter;
     this.#pools = new Pools(parsed.pools, parsed.factory, (event, origin, targets, error, key) => {

@@ -56,13 +56,18 @@ export class Attempt implements Dispatcher.DispatchHandler, Waiter {
     else endpoint.health!.onFailure(state, outcome);
   }
 
-  /** The stall detector gave up on the instance: move on when that is safe. */
+  /**
+   * The stall detector gave up on the instance: move on when that is safe and wanted. A request
+   * goes elsewhere only if another usable instance remains, and, once written, only if it may be
+   * sent again and its caller left `headersTimeout` at undici's default: a caller who chose how
+   * long to wait (0: as long as it takes) gets exactly that.
+   */
   stalled(error: Error): void {
     const request = this.request;
-    if (request.current !== this || request.committed) return;
+    if (request.current !== this || request.committed || !request.hasAlternative(this.endpoint)) return;
     // Not written yet (queued behind stuck requests): it never reached the instance.
     if (!this.started) this.onResponseError(null, error);
-    else if (request.replayable()) this.controller!.abort(error);
+    else if (request.replayable() && !request.patient) this.controller!.abort(error);
   }
 
   onRequestStart(controller: Controller): void {

@@ -208,6 +208,16 @@ export class RoutedRequest extends ControllerProxy {
     this.target = controller;
   }
 
+  /** The caller chose how long to wait for response headers (the request's or the agent's `headersTimeout`). */
+  get patient(): boolean {
+    return this.#opts.headersTimeout != null || this.#router.headersTimeoutChosen;
+  }
+
+  /** Whether another usable instance than `endpoint` serves the name now. */
+  hasAlternative(endpoint: Endpoint): boolean {
+    return this.#router.discovery.pickSync(this.#target.name, new Set([endpoint.liveKey])) !== undefined;
+  }
+
   /** Whether the request could be sent again after it may have reached an instance. */
   replayable(): boolean {
     return this.#router.policy.methods.has(this.#method) && bodyReplayable(this.#body, this.#iterated);

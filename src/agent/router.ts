@@ -112,6 +112,11 @@ export class RequestRouter {
   #idle: (() => void) | undefined;
   /** Set by the agent's destroy(): no retry starts any more. */
   stopping = false;
+  /**
+   * The agent was given a `headersTimeout`: requests stuck on a frozen instance then wait for it
+   * rather than being moved by the stall detector.
+   */
+  headersTimeoutChosen = false;
   requests = 0;
   retries = 0;
 

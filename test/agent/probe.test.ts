@@ -89,4 +89,31 @@ describe('probing of ejected instances', () => {
       await fleet.close();
     }
   });
+
+  it('the stall detector never cuts short a request its caller chose to wait for, nor one with nowhere else to go', async () => {
+    const fleet = await Fleet.start(3, { firstOctet: 158 });
+    const slow = fleet.servers[0]!;
+    slow.delay = 800;
+    const alone = new DiscoveryAgent({ services: { [NAME]: { via: 'static', instances: [fleet.instances[0]!] } }, ejection: { stallTimeout: 200 } });
+    const patient = new DiscoveryAgent({ services: { [NAME]: { via: 'static', instances: fleet.instances } }, headersTimeout: 5000, ejection: { stallTimeout: 200 } });
+    try {
+      // One instance: nowhere else to go, so the slow answer is awaited.
+      const one = await request(`http://${NAME}/alone`, { dispatcher: alone });
+      expect([one.statusCode, await one.body.text()]).toEqual([200, slow.address]);
+      // A chosen headersTimeout: the request waits on the slow instance even once it is ejected.
+      let answeredBySlow = 0;
+      await Promise.all(
+        Array.from({ length: 6 }, async () => {
+          const res = await request(`http://${NAME}/patient`, { dispatcher: patient });
+          if ((await res.body.text()) === slow.address) answeredBySlow++;
+        }),
+      );
+      expect(answeredBySlow).toBe(slow.seen.filter((s) => s.url === '/patient').length);
+      expect(answeredBySlow).toBeGreaterThan(0);
+    } finally {
+      await alone.destroy();
+      await patient.destroy();
+      await fleet.close();
+    }
+  });
 });
