@@ -14,12 +14,14 @@ export class RetryBudget {
   readonly #ratio: number;
   readonly #minRetries: number;
   readonly #step: number;
-  readonly #requests = new Array<number>(BUDGET_STEPS).fill(0);
-  readonly #retries = new Array<number>(BUDGET_STEPS).fill(0);
+  readonly #requests = new Float64Array(BUDGET_STEPS);
+  readonly #retries = new Float64Array(BUDGET_STEPS);
   #requestTotal = 0;
   #retryTotal = 0;
   /** The index of the current step since the epoch of `performance.now()`. */
   #current = 0;
+  /** `#current % BUDGET_STEPS`: the current step's slot. */
+  #slot = 0;
   /** Requests since the clock was last read on a request. */
   #sinceClock = 0;
   /** Retries refused by the budget, in all. */
@@ -36,7 +38,7 @@ export class RetryBudget {
     // The clock is read every 64th request only: at rates where that matters, 64 requests span
     // far less than a step, and a sparse caller is covered by minRetries. tryRetry reads it always.
     if ((++this.#sinceClock & 63) === 1) this.#advance();
-    this.#requests[this.#current % BUDGET_STEPS]!++;
+    this.#requests[this.#slot]!++;
     this.#requestTotal++;
   }
 
@@ -47,7 +49,7 @@ export class RetryBudget {
       this.denied++;
       return false;
     }
-    this.#retries[this.#current % BUDGET_STEPS]!++;
+    this.#retries[this.#slot]!++;
     this.#retryTotal++;
     return true;
   }
@@ -65,6 +67,7 @@ export class RetryBudget {
       this.#retries[slot] = 0;
     }
     this.#current = now;
+    this.#slot = now % BUDGET_STEPS;
   }
 }
 
