@@ -11,7 +11,7 @@
  * computed inside its round.
  */
 import { readFileSync } from 'node:fs';
-import { Pool, type Dispatcher } from 'undici';
+import { Dispatcher, Pool } from 'undici';
 import { DiscoveryAgent } from '../dist/index.js';
 
 export interface RequestsChildConfig {
@@ -37,6 +37,10 @@ export interface ClientRound {
 }
 
 export interface RequestsChildResult {
+  /** Head to head: both like-for-like clients at `inFlight` each, at the same time, per round: signpost's completions ÷ the Pool's. */
+  readonly headToHead: number[];
+  /** Nanoseconds per request without any network: a dispatcher that answers at once, alone and behind DiscoveryAgent, per round. */
+  readonly ownCost: { direct: number[]; signpost: number[] };
   readonly likeForLike: Record<string, ClientRound[]>;
   readonly loadBalancer: Record<string, ClientRound[]> | undefined;
 }
@@ -126,13 +130,29 @@ async function round(clients: Client[], config: RequestsChildConfig, index: numb
   return out;
 }
 
-async function compare(make: () => Client[], config: RequestsChildConfig, label: string): Promise<Record<string, ClientRound[]>> {
+/** Both clients at once for `ms`: each one's completions (load from elsewhere hits both alike). */
+async function together(clients: Client[], ms: number, inFlight: number): Promise<number[]> {
+  const tallies = clients.map((): Tally => ({ requests: 0, ms: 0, latencies: [], cpuUs: 0, proxyS: 0 }));
+  await Promise.all(clients.map((client, i) => run(client, ms, inFlight, tallies[i], undefined)));
+  return tallies.map((t) => t.requests);
+}
+
+async function compare(
+  make: () => Client[],
+  config: RequestsChildConfig,
+  label: string,
+  headToHead?: number[],
+): Promise<Record<string, ClientRound[]>> {
   const results: Record<string, ClientRound[]> = {};
   for (let r = 0; r < config.rounds; r++) {
     const clients = make();
     try {
       const stats = await round(clients, config, r);
       for (const [name, s] of Object.entries(stats)) (results[name] ??= []).push(s);
+      if (headToHead !== undefined) {
+        const [first, second] = await together(clients, config.windowMs / 2, config.inFlight);
+        headToHead.push(second! / first!);
+      }
     } finally {
       for (const client of clients) await client.close();
     }
@@ -141,7 +161,61 @@ async function compare(make: () => Client[], config: RequestsChildConfig, label:
   return results;
 }
 
+/** A dispatcher that answers every request at once: what is left is the cost of the code in front of it. */
+class Instant extends Dispatcher {
+  override dispatch(_opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    const controller = { abort() {}, pause() {}, resume() {}, aborted: false, paused: false, reason: null };
+    handler.onRequestStart?.(controller, null);
+    handler.onResponseStart?.(controller, 200, {}, 'OK');
+    handler.onResponseData?.(controller, CHUNK);
+    handler.onResponseEnd?.(controller, {});
+    return true;
+  }
+  override close(): Promise<void> {
+    return Promise.resolve();
+  }
+  override destroy(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+const CHUNK = Buffer.from('ok');
+const NOOP: Dispatcher.DispatchHandler = {
+  onRequestStart() {},
+  onResponseStart() {},
+  onResponseData() {},
+  onResponseEnd() {},
+  onResponseError(_controller, error) {
+    throw error;
+  },
+};
+
+/** signpost's own cost per request, in nanoseconds: the same dispatch, alone and behind DiscoveryAgent. */
+async function ownCost(rounds: number): Promise<{ direct: number[]; signpost: number[] }> {
+  const direct = new Instant();
+  const agent = new DiscoveryAgent({ services: { [NAME]: { via: 'static', instances: [{ address: '127.0.0.2', port: 80 }] } }, factory: () => new Instant() });
+  await agent.discovery.resolve(NAME);
+  const time = (dispatcher: Dispatcher, origin: string, n: number): number => {
+    const opts = { origin, path: '/', method: 'GET' };
+    const start = process.hrtime.bigint();
+    for (let i = 0; i < n; i++) dispatcher.dispatch(opts, NOOP);
+    return Number(process.hrtime.bigint() - start) / n;
+  };
+  const out = { direct: [] as number[], signpost: [] as number[] };
+  for (let r = 0; r < rounds + 2; r++) {
+    const a = time(direct, 'http://127.0.0.2', 100_000);
+    const b = time(agent, `http://${NAME}`, 100_000);
+    if (r < 2) continue;
+    out.direct.push(a);
+    out.signpost.push(b);
+  }
+  await agent.close();
+  return out;
+}
+
 async function main(config: RequestsChildConfig): Promise<RequestsChildResult> {
+  const cost = await ownCost(config.rounds);
+  const headToHead: number[] = [];
   const [first] = config.addresses;
   const one = `http://${first}:${config.port}`;
   const likeForLike = await compare(
@@ -155,6 +229,7 @@ async function main(config: RequestsChildConfig): Promise<RequestsChildResult> {
     },
     config,
     'like-for-like',
+    headToHead,
   );
   let loadBalancer: Record<string, ClientRound[]> | undefined;
   if (config.haproxy !== undefined) {
@@ -174,7 +249,7 @@ async function main(config: RequestsChildConfig): Promise<RequestsChildResult> {
       'load balancer',
     );
   }
-  return { likeForLike, loadBalancer };
+  return { ownCost: cost, headToHead, likeForLike, loadBalancer };
 }
 
 process.once('message', (config: RequestsChildConfig) => {

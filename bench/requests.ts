@@ -36,11 +36,24 @@ interface ClientSummary {
 export interface RequestsResults {
   readonly inFlight: number;
   readonly rounds: number;
+  /**
+   * signpost's own cost per request without any network (a dispatcher that answers at once,
+   * alone and behind DiscoveryAgent), in nanoseconds: the stable part of the like-for-like gap.
+   */
+  readonly ownCost: { directNs: Spread; signpostNs: Spread; addedNs: Spread };
   readonly likeForLike: {
     readonly clients: Record<string, ClientSummary>;
     /** signpost's req/s ÷ the Pool's, per round. */
     readonly ratioPerRound: number[];
     readonly ratio: Spread;
+    /**
+     * Both clients at once, each with `inFlight` requests in flight, per round: signpost's
+     * completions ÷ the Pool's. Load from elsewhere hits both alike, so it barely moves; both share
+     * one event loop and one server, so it shows signpost adds no waiting of its own (its CPU cost
+     * is `ownCost`).
+     */
+    readonly headToHeadPerRound: number[];
+    readonly headToHead: Spread;
     readonly goal: string;
   };
   readonly loadBalancer:
@@ -116,10 +129,17 @@ export async function runRequests(options: RequestsOptions, say: (text: string) 
     return {
       inFlight: options.inFlight,
       rounds: options.rounds,
+      ownCost: {
+        directNs: spread(raw.ownCost.direct),
+        signpostNs: spread(raw.ownCost.signpost),
+        addedNs: spread(raw.ownCost.signpost.map((s, i) => s - raw.ownCost.direct[i]!)),
+      },
       likeForLike: {
         clients: Object.fromEntries(Object.entries(raw.likeForLike).map(([name, rounds]) => [name, summarize(rounds)])),
         ratioPerRound,
         ratio: spread(ratioPerRound),
+        headToHeadPerRound: raw.headToHead,
+        headToHead: spread(raw.headToHead),
         goal: '≥ 0.95× the undici Pool',
       },
       loadBalancer,
@@ -137,6 +157,8 @@ export function renderRequestsTable(r: RequestsResults): string {
     `\nRequests, ${r.inFlight} in flight, ${r.rounds} rounds (median (min–max) over rounds)`,
     `like-for-like, one instance: signpost ÷ undici Pool = ${range(r.likeForLike.ratio, 3)}× (goal ${r.likeForLike.goal})`,
     `  per round: ${r.likeForLike.ratioPerRound.map((x) => `${x.toFixed(3)}×`).join('  ')}`,
+    `  head to head (both at once): ${range(r.likeForLike.headToHead, 3)}×, per round ${r.likeForLike.headToHeadPerRound.map((x) => `${x.toFixed(3)}×`).join('  ')}`,
+    `  signpost's own cost per request (no network): ${range(r.ownCost.addedNs, 0)} ns added to ${range(r.ownCost.directNs, 0)} ns`,
   ];
   for (const [name, c] of Object.entries(r.likeForLike.clients)) {
     lines.push(`  ${name.padEnd(28)} ${Math.round(c.reqPerSec.median)}/s  p50 ${f2(c.p50Ms.median)} ms  p99 ${f2(c.p99Ms.median)} ms  CPU ${f2(c.cpuUsPerRequest.median)} µs/req`);
@@ -160,6 +182,8 @@ export function renderRequestsSvg(r: RequestsResults): string {
   const barWidth = width - left - 90;
   const rows: Array<{ label: string; value: number; min?: number; max?: number; text: string; line?: number }> = [];
   r.likeForLike.ratioPerRound.forEach((ratio, i) => rows.push({ label: `like-for-like, round ${i + 1}`, value: ratio, text: `${ratio.toFixed(3)}×`, line: 0.95 }));
+  const h = r.likeForLike.headToHead;
+  rows.push({ label: 'like-for-like, head to head', value: h.median, min: h.min, max: h.max, text: `${h.median.toFixed(3)}×`, line: 0.95 });
   const lb = r.loadBalancer;
   if (!('skipped' in lb)) {
     const add = (label: string, s: Spread): void => void rows.push({ label, value: s.median, min: s.min, max: s.max, text: `${s.median.toFixed(2)}×`, line: 1 });

@@ -104,6 +104,8 @@ describe('npm run bench -- --quick', () => {
     expect(stdout).toContain('like-for-like');
     expect(results.requests.likeForLike.ratioPerRound).toHaveLength(results.requests.rounds);
     for (const ratio of results.requests.likeForLike.ratioPerRound) expect(ratio).toBeGreaterThan(0);
+    for (const ratio of results.requests.likeForLike.headToHeadPerRound) expect(ratio).toBeGreaterThan(0);
+    expect(results.requests.ownCost.signpostNs.median).toBeGreaterThan(0);
     const lb = results.requests.loadBalancer;
     if ('skipped' in lb) expect(lb.skipped).toContain('haproxy');
     else for (const key of ['reqPerSec', 'p50', 'p99', 'cpuPerRequest']) expect(lb.ratios[key].median).toBeGreaterThan(0);
