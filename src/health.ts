@@ -71,6 +71,8 @@ export interface ReturnMessage {
 }
 
 const ejectChannel = channel('signpost:health:eject');
+const NONE: readonly HealthMember[] = Object.freeze([]);
+const NO_PEERS: readonly InstanceHealth[] = Object.freeze([]);
 const returnChannel = channel('signpost:health:return');
 
 export { instanceKey };
@@ -115,8 +117,15 @@ export class InstanceHealth {
   returnedAt = 0;
   /** @internal The return timer while ejected. */
   timer: ClockTimer | undefined = undefined;
-  /** @internal The groups (services) that have the instance. */
-  readonly groups = new Set<GroupImpl>();
+  /**
+   * @internal The members (services) that have the instance, and the states of their other
+   * instances, worked out when a failure needs them and kept until the tracker's members or
+   * states change (see `HealthTracker.#membersOf`).
+   */
+  members: readonly HealthMember[] = NONE;
+  membersAt = -1;
+  peers: readonly InstanceHealth[] = NO_PEERS;
+  peersAt = -1;
 
   constructor(key: string, address: string, port: number | undefined) {
     this.key = key;
@@ -138,7 +147,7 @@ export interface InstanceHealthStats {
 }
 
 export interface HealthStats {
-  /** Instances tracked. */
+  /** Instances with a state: those that requests went to (states are made on first use). */
   readonly instances: number;
   /** Instances ejected now. */
   readonly ejected: number;
@@ -150,14 +159,15 @@ export interface HealthStats {
 }
 
 /**
- * The instances of one service, as a balancer sees them: the unit of `maxEjectedPercent`, and
- * the scope of change notifications.
+ * The instances of one service, as its balancer sees them: the unit of `maxEjectedPercent`, and
+ * the scope of change notifications. The balancer calls {@link HealthTracker.track} after each
+ * change of `instances` (a new array), and {@link HealthTracker.untrack} when it closes.
  */
-export interface HealthGroup {
-  /** Replaces the group's instances; returns their states, in the same order. */
-  set(instances: readonly Instance[]): readonly InstanceHealth[];
-  /** Leaves the tracker: no more notifications. Idempotent. */
-  close(): void;
+export interface HealthMember {
+  /** Every instance of the service, ejected ones included. */
+  readonly instances: readonly Instance[];
+  /** One of `instances` was ejected or returned. */
+  healthChanged(state: InstanceHealth, event: HealthEvent): void;
 }
 
 interface ResolvedEjectionOptions {
@@ -171,41 +181,6 @@ interface ResolvedEjectionOptions {
   readonly failurePercentage: Required<FailurePercentageOptions> | false;
   readonly probe: (Required<Omit<ProbeOptions, 'path'>> & { path: string | undefined }) | false;
   readonly stallTimeout: number;
-}
-
-class GroupImpl implements HealthGroup {
-  states: readonly InstanceHealth[] = [];
-  closed = false;
-  readonly #tracker: HealthTracker;
-  readonly onChange: HealthListener;
-
-  constructor(tracker: HealthTracker, onChange: HealthListener) {
-    this.#tracker = tracker;
-    this.onChange = onChange;
-  }
-
-  set(instances: readonly Instance[]): readonly InstanceHealth[] {
-    if (this.closed) return instances.map((instance) => this.#tracker.state(instance));
-    for (const state of this.states) state.groups.delete(this);
-    const states = instances.map((instance) => this.#tracker.state(instance));
-    for (const state of states) state.groups.add(this);
-    this.states = states;
-    return states;
-  }
-
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    for (const state of this.states) state.groups.delete(this);
-    this.states = [];
-  }
-
-  /** Whether one more of the group's instances may be ejected under `maxEjectedPercent`. */
-  ejectable(maxEjectedPercent: number): boolean {
-    let ejected = 0;
-    for (const state of this.states) if (state.ejected) ejected++;
-    return ejected + 1 <= Math.floor((this.states.length * maxEjectedPercent) / 100);
-  }
 }
 
 const EJECTION_KEYS = [
@@ -279,7 +254,15 @@ export function validateEjectionOptions(ejection: unknown): asserts ejection is 
 export class HealthTracker {
   readonly #options: ResolvedEjectionOptions;
   readonly #clock: Clock;
+  /** States are made on first use (a request, or a policy that reads load): a name resolved and never requested costs none. */
   readonly #states = new Map<string, InstanceHealth>();
+  readonly #members = new Set<HealthMember>();
+  /** Bumped when a member's instances change: the states' `members` are worked out again. */
+  #membership = 0;
+  /** Bumped when members or states change: the states' `peers` are worked out again. */
+  #version = 0;
+  /** States ejected now: while none are, balancers need not look at any state. */
+  #ejectedCount = 0;
   readonly #listeners = new Set<HealthListener>();
   readonly #probers = new Set<Prober>();
   #totalEjections = 0;
@@ -347,8 +330,39 @@ export class HealthTracker {
     if (state === undefined) {
       state = new InstanceHealth(key, instance.address, instance.port);
       this.#states.set(key, state);
+      this.#version++;
     }
     return state;
+  }
+
+  /**
+   * The state of an instance if it has one. An instance without one has had no request yet, so
+   * it is not ejected and its counters are all zero.
+   */
+  peek(instance: Pick<Instance, 'address' | 'port'>): InstanceHealth | undefined {
+    return this.#states.size === 0 ? undefined : this.#states.get(instanceKey(instance));
+  }
+
+  /** Whether any instance is ejected now (false: no balancer needs to look at a state). */
+  get anyEjected(): boolean {
+    return this.#ejectedCount > 0;
+  }
+
+  /**
+   * Adds a service's balancer, or tells the tracker that its `instances` changed: it then counts
+   * for `maxEjectedPercent` and hears of its instances' ejections and returns.
+   */
+  track(member: HealthMember): void {
+    this.#members.add(member);
+    this.#membership++;
+    this.#version++;
+  }
+
+  /** Removes a balancer (closed): no more notifications. Idempotent. */
+  untrack(member: HealthMember): void {
+    if (!this.#members.delete(member)) return;
+    this.#membership++;
+    this.#version++;
   }
 
   /** A request to the instance started. */
@@ -414,12 +428,10 @@ export class HealthTracker {
   #outlier(state: InstanceHealth): boolean {
     let requests = 0;
     let failures = 0;
-    for (const group of state.groups) {
-      for (const other of group.states) {
-        if (other === state || other.ejected) continue;
-        requests += other.windowRequests;
-        failures += other.windowFailures;
-      }
+    for (const other of this.#peersOf(state)) {
+      if (other.ejected) continue;
+      requests += other.windowRequests;
+      failures += other.windowFailures;
     }
     if (requests === 0) return true;
     return state.windowFailures * requests >= 2 * failures * state.windowRequests;
@@ -439,20 +451,16 @@ export class HealthTracker {
    * is kept: call this after the balancers were updated.
    */
   forget(keys: Iterable<string>): void {
+    let dropped = false;
     for (const key of keys) {
       const state = this.#states.get(key);
-      if (state === undefined || state.groups.size > 0) continue;
+      if (state === undefined || this.#membersOf(state).length > 0) continue;
       this.#stopTimers(state);
+      if (state.ejected) this.#ejectedCount--;
       this.#states.delete(key);
+      dropped = true;
     }
-  }
-
-  /**
-   * A group for one service's balancer: it counts for `maxEjectedPercent`, and `onChange` is
-   * called when one of its instances is ejected or returns.
-   */
-  group(onChange: HealthListener): HealthGroup {
-    return new GroupImpl(this, onChange);
+    if (dropped) this.#version++;
   }
 
   /** Calls `listener` for every ejection and return. Returns the unsubscribe function. */
@@ -494,6 +502,49 @@ export class HealthTracker {
     this.#probers.clear();
   }
 
+  /** Whether one more of a member's instances may be ejected under `maxEjectedPercent`. */
+  #ejectable(member: HealthMember, maxEjectedPercent: number): boolean {
+    let ejected = 0;
+    if (this.#ejectedCount > 0) for (const instance of member.instances) if (this.peek(instance)?.ejected === true) ejected++;
+    return ejected + 1 <= Math.floor((member.instances.length * maxEjectedPercent) / 100);
+  }
+
+  /**
+   * The members that have the instance. Only failures, ejections and returns ask, so it is
+   * worked out then, by a scan of the members, and kept until a member's instances change:
+   * nothing per instance is kept while all goes well.
+   */
+  #membersOf(state: InstanceHealth): readonly HealthMember[] {
+    if (state.membersAt === this.#membership) return state.members;
+    const members: HealthMember[] = [];
+    for (const member of this.#members) {
+      for (const instance of member.instances) {
+        if (instance.address === state.address && instance.port === state.port) {
+          members.push(member);
+          break;
+        }
+      }
+    }
+    state.members = members.length === 0 ? NONE : members;
+    state.membersAt = this.#membership;
+    return state.members;
+  }
+
+  /** The states of the other instances of the instance's members (one entry per member that has them). */
+  #peersOf(state: InstanceHealth): readonly InstanceHealth[] {
+    if (state.peersAt === this.#version) return state.peers;
+    const peers: InstanceHealth[] = [];
+    for (const member of this.#membersOf(state)) {
+      for (const instance of member.instances) {
+        const other = this.peek(instance);
+        if (other !== undefined && other !== state) peers.push(other);
+      }
+    }
+    state.peers = peers.length === 0 ? NO_PEERS : peers;
+    state.peersAt = this.#version;
+    return state.peers;
+  }
+
   #stopTimers(state: InstanceHealth): void {
     if (state.timer !== undefined) this.#clock.clearTimeout(state.timer);
     if (state.probeTimer !== undefined) this.#clock.clearTimeout(state.probeTimer);
@@ -503,8 +554,8 @@ export class HealthTracker {
 
   #eject(state: InstanceHealth, kind: FailureKind, reason: EjectionReason): void {
     const o = this.#options;
-    for (const group of state.groups) {
-      if (!group.ejectable(o.maxEjectedPercent)) {
+    for (const member of this.#membersOf(state)) {
+      if (!this.#ejectable(member, o.maxEjectedPercent)) {
         // Counters keep running, so the next failure asks again: another instance may have
         // returned by then.
         this.#refusedEjections++;
@@ -519,6 +570,7 @@ export class HealthTracker {
     state.ejections++;
     const ejectionTime = Math.min(o.baseEjectionTime * state.ejections, o.maxEjectionTime);
     state.ejected = true;
+    this.#ejectedCount++;
     state.ejectedFor = kind;
     state.ejectedUntil = now + ejectionTime;
     state.timer = this.#clock.setTimeout(() => this.#return(state, 'timer'), ejectionTime);
@@ -534,6 +586,7 @@ export class HealthTracker {
     if (this.#closed || !state.ejected) return;
     this.#stopTimers(state);
     state.ejected = false;
+    this.#ejectedCount--;
     state.ejectedFor = undefined;
     state.ejectedUntil = 0;
     state.returnedAt = this.#clock.now();
@@ -591,9 +644,9 @@ export class HealthTracker {
   #notify(state: InstanceHealth, event: HealthEvent): void {
     // A listener that throws must not keep the others from rebuilding, nor surface in the
     // request that reported the failure.
-    for (const group of [...state.groups]) {
+    for (const member of this.#membersOf(state)) {
       try {
-        group.onChange(state, event);
+        member.healthChanged(state, event);
       } catch (error) {
         process.emitWarning(`signpost: a balancer failed to rebuild after a health change: ${String(error)}`, {
           code: 'SIGNPOST_HEALTH',

@@ -1,7 +1,15 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { afterEach, describe, expect, test } from 'vitest';
 import type { SignpostError } from '../src/errors.ts';
-import { HealthTracker, instanceKey, validateEjectionOptions, type InstanceHealth } from '../src/health.ts';
+import {
+  HealthTracker,
+  instanceKey,
+  validateEjectionOptions,
+  type HealthEvent,
+  type HealthMember,
+  type InstanceHealth,
+} from '../src/health.ts';
+import type { Instance } from '../src/types.ts';
 import { instance } from './balancers/helpers.ts';
 import { FakeClock } from './support/fake-clock.ts';
 
@@ -17,11 +25,23 @@ function fail(tracker: HealthTracker, state: InstanceHealth, kind: Parameters<He
   }
 }
 
+/** One service as a balancer shows it to the tracker. */
+function groupOf(tracker: HealthTracker, onChange: (state: InstanceHealth, event: HealthEvent) => void) {
+  const member: HealthMember & { instances: readonly Instance[] } = { instances: [], healthChanged: onChange };
+  return {
+    set(instances: readonly Instance[]) {
+      member.instances = instances;
+      tracker.track(member);
+    },
+    close: () => tracker.untrack(member),
+  };
+}
+
 function setup(options: ConstructorParameters<typeof HealthTracker>[0] = {}) {
   const clock = new FakeClock();
   const tracker = new HealthTracker(options, clock);
   const events: string[] = [];
-  const group = tracker.group((state, event) => events.push(`${event} ${state.key}`));
+  const group = groupOf(tracker, (state, event) => events.push(`${event} ${state.key}`));
   group.set([a, b, c, d]);
   return { clock, tracker, events, group };
 }
@@ -145,12 +165,12 @@ describe('HealthTracker', () => {
     const clock = new FakeClock();
     const tracker = new HealthTracker({}, clock);
     toClose.push(tracker);
-    tracker.group(() => {}).set([a, b, c, d]);
-    tracker.group(() => {}).set([a, b]);
+    groupOf(tracker, () => {}).set([a, b, c, d]);
+    groupOf(tracker, () => {}).set([a, b]);
     fail(tracker, tracker.state(a), 'connect');
     fail(tracker, tracker.state(b), 'connect');
     expect(tracker.state(b).ejected).toBe(false);
-    const single = tracker.group(() => {});
+    const single = groupOf(tracker, () => {});
     single.set([c]);
     fail(tracker, tracker.state(c), 'connect');
     expect(tracker.state(c).ejected).toBe(false);
@@ -167,7 +187,7 @@ describe('HealthTracker', () => {
   test('notifies only groups that have the instance, and global subscribers', () => {
     const { tracker, events } = setup();
     const other: string[] = [];
-    tracker.group((s, e) => other.push(`${e} ${s.key}`)).set([instance('10.0.0.9')]);
+    groupOf(tracker, (s, e) => other.push(`${e} ${s.key}`)).set([instance('10.0.0.9')]);
     const all: string[] = [];
     const unsubscribeAll = tracker.subscribe((s, e) => all.push(`${e} ${s.key}`));
     fail(tracker, tracker.state(a), 'connect');
@@ -200,21 +220,32 @@ describe('HealthTracker', () => {
   test('forget drops states that no service has, with their timers', () => {
     const { tracker, clock, group } = setup();
     fail(tracker, tracker.state(a), 'connect');
+    tracker.state(b);
     expect(clock.pending).toBe(1);
     tracker.forget(['10.0.0.1:8080']);
-    expect(tracker.stats().instances).toBe(4);
+    expect(tracker.stats().instances).toBe(2);
     group.set([b, c, d]);
     tracker.forget(['10.0.0.1:8080']);
     expect(clock.pending).toBe(0);
-    expect(tracker.stats().instances).toBe(3);
+    expect(tracker.stats().instances).toBe(1);
     expect(tracker.state(a).ejected).toBe(false);
+  });
+
+  test('states are made on first use: instances a service has but no request went to cost none', () => {
+    const { tracker } = setup();
+    expect(tracker.stats()).toMatchObject({ instances: 0, states: [] });
+    expect(tracker.peek(a)).toBeUndefined();
+    const state = tracker.state(a);
+    expect(tracker.peek({ address: '10.0.0.1', port: 8080 })).toBe(state);
+    expect(tracker.stats().instances).toBe(1);
   });
 
   test('stats lists every state', () => {
     const { tracker } = setup();
     fail(tracker, tracker.state(a), 'connect');
+    tracker.state(b);
     const stats = tracker.stats();
-    expect(stats.instances).toBe(4);
+    expect(stats.instances).toBe(2);
     expect(stats.states.find((s) => s.key === '10.0.0.1:8080')).toMatchObject({ ejected: true, failures: 1, ejections: 1 });
   });
 

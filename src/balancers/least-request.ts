@@ -16,7 +16,8 @@ export interface Load {
 export class LeastRequestBalancer implements Balancer {
   readonly #load: (instance: Instance) => Load;
   #instances: readonly Instance[] = [];
-  #keys: readonly string[] = [];
+  /** The instances' keys, for picks that exclude some: worked out on the first such pick (a retry), not per update. */
+  #keys: readonly string[] | undefined;
   #loads: readonly Load[] = [];
 
   /**
@@ -29,7 +30,7 @@ export class LeastRequestBalancer implements Balancer {
 
   update(instances: readonly Instance[]): void {
     this.#instances = lowestPriority(instances);
-    this.#keys = keysOf(this.#instances);
+    this.#keys = undefined;
     this.#loads = this.#instances.map((instance) => this.#load(instance));
   }
 
@@ -47,8 +48,9 @@ export class LeastRequestBalancer implements Balancer {
 
   /** Two choices among the instances not excluded (a retry: off the hot path). */
   #pickExcluding(exclude: ReadonlySet<string>): Instance | undefined {
+    const keys = (this.#keys ??= keysOf(this.#instances));
     const open: number[] = [];
-    for (let i = 0; i < this.#instances.length; i++) if (!exclude.has(this.#keys[i]!)) open.push(i);
+    for (let i = 0; i < this.#instances.length; i++) if (!exclude.has(keys[i]!)) open.push(i);
     if (open.length === 0) return undefined;
     const a = open[(random() * open.length) | 0]!;
     const b = open[(random() * open.length) | 0]!;

@@ -3,7 +3,7 @@
  * few remain that every instance is used (panic mode). A wrapper around any balancer.
  */
 import { channel } from 'node:diagnostics_channel';
-import type { HealthGroup, HealthTracker } from '../health.ts';
+import type { HealthMember, HealthTracker } from '../health.ts';
 import type { Balancer, Instance } from '../types.ts';
 import { allowed, anyNotExcluded, keysOf } from './exclude.ts';
 
@@ -20,69 +20,91 @@ export interface PanicMessage {
 const panicChannel = channel('signpost:balancer:panic');
 
 /**
- * Keeps one balancer's view of its instances' health: registers them with the tracker (for
- * `maxEjectedPercent`) and calls `onChange` when one of them is ejected or returns.
+ * The part of a balancer that leaves out ejected instances, as a base class so a service's
+ * balancer is one object (a name in the cache costs as little heap as it can). Tracked by the
+ * health tracker (for `maxEjectedPercent`), it runs `update` again with the same instances when
+ * one of them is ejected or returns. While nothing is ejected, filtering looks at no state at all.
  */
-export class OutlierFilter {
-  readonly #group: HealthGroup | undefined;
-  readonly #panicThreshold: number;
+export abstract class OutlierFilter implements HealthMember {
+  /** The instances of the last `filter`, ejected ones included. */
+  instances: readonly Instance[] = [];
+  readonly #health: HealthTracker | undefined;
   readonly #name: string;
   #panic = false;
+  #closed = false;
 
-  constructor(health: HealthTracker | undefined, onChange: () => void, name = '') {
+  constructor(health: HealthTracker | undefined, name = '') {
+    this.#health = health;
     this.#name = name;
-    this.#group = health?.group(onChange);
-    this.#panicThreshold = health?.panicThreshold ?? 0;
   }
 
-  /** Whether the last `filter` ignored ejections because too few instances were usable. */
-  get panic(): boolean {
-    return this.#panic;
+  abstract update(instances: readonly Instance[]): void;
+
+  /** @internal Called by the health tracker. */
+  healthChanged(): void {
+    this.update(this.instances);
   }
 
   /** The usable instances: those not ejected, or all of them in panic mode. */
-  filter(instances: readonly Instance[]): readonly Instance[] {
-    if (this.#group === undefined) return instances;
-    const states = this.#group.set(instances);
+  protected filter(instances: readonly Instance[]): readonly Instance[] {
+    const health = this.#health;
+    if (instances !== this.instances) {
+      this.instances = instances;
+      if (health !== undefined && !this.#closed) health.track(this);
+    }
+    if (health === undefined || !health.anyEjected) {
+      this.#panic = false;
+      return instances;
+    }
     let ejected = 0;
-    for (const state of states) if (state.ejected) ejected++;
+    const out: boolean[] = [];
+    for (const instance of instances) {
+      const gone = health.peek(instance)?.ejected === true;
+      out.push(gone);
+      if (gone) ejected++;
+    }
     if (ejected === 0) {
       this.#panic = false;
       return instances;
     }
     const usable = instances.length - ejected;
-    const panic = usable * 100 < instances.length * this.#panicThreshold;
+    const panic = usable * 100 < instances.length * health.panicThreshold;
     if (panic && !this.#panic && panicChannel.hasSubscribers) {
       panicChannel.publish({ name: this.#name, usable, total: instances.length } satisfies PanicMessage);
     }
     this.#panic = panic;
     if (panic) return instances;
-    return instances.filter((_, i) => !states[i]?.ejected);
+    return instances.filter((_, i) => !out[i]);
   }
 
-  close(): void {
-    this.#group?.close();
+  /** Whether `close` ran: `update` then changes nothing. */
+  protected get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Leaves the tracker: no more rebuilds. Returns false when it had already (close is idempotent). */
+  protected leave(): boolean {
+    if (this.#closed) return false;
+    this.#closed = true;
+    this.#health?.untrack(this);
+    return true;
   }
 }
 
 /** Balances over the instances that are not ejected, with `inner`. */
-export class OutlierBalancer implements Balancer {
+export class OutlierBalancer extends OutlierFilter implements Balancer {
   readonly #inner: Balancer;
-  readonly #filter: OutlierFilter;
-  #instances: readonly Instance[] = [];
   #usable: readonly Instance[] = [];
   #usableKeys: readonly string[] | undefined;
-  #closed = false;
 
   constructor(inner: Balancer, health: HealthTracker, name = '') {
+    super(health, name);
     this.#inner = inner;
-    this.#filter = new OutlierFilter(health, () => this.update(this.#instances), name);
   }
 
   update(instances: readonly Instance[]): void {
-    if (this.#closed) return;
-    this.#instances = instances;
-    this.#usable = this.#filter.filter(instances);
+    if (this.closed) return;
+    this.#usable = this.filter(instances);
     this.#usableKeys = undefined;
     this.#inner.update(this.#usable);
   }
@@ -95,9 +117,6 @@ export class OutlierBalancer implements Balancer {
   }
 
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#filter.close();
-    this.#inner.close?.();
+    if (this.leave()) this.#inner.close?.();
   }
 }

@@ -9,12 +9,13 @@ import { lowestPriority } from './priority.ts';
 
 export class RoundRobinBalancer implements Balancer {
   #instances: readonly Instance[] = [];
-  #keys: readonly string[] = [];
+  /** The instances' keys, for picks that exclude some: worked out on the first such pick (a retry), not per update. */
+  #keys: readonly string[] | undefined;
   #next = -1;
 
   update(instances: readonly Instance[]): void {
     this.#instances = lowestPriority(instances);
-    this.#keys = keysOf(this.#instances);
+    this.#keys = undefined;
     const n = this.#instances.length;
     if (n === 0) return;
     // The position survives updates, so clients stay spread over the set after a change.
@@ -31,8 +32,9 @@ export class RoundRobinBalancer implements Balancer {
       return instances[i];
     }
     // The next one in turn that was not tried.
+    const keys = (this.#keys ??= keysOf(instances));
     for (let step = 0, i = this.#next; step < n; step++, i = i + 1 === n ? 0 : i + 1) {
-      if (exclude.has(this.#keys[i]!)) continue;
+      if (exclude.has(keys[i]!)) continue;
       this.#next = i + 1 === n ? 0 : i + 1;
       return instances[i];
     }

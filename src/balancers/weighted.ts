@@ -28,7 +28,8 @@ export interface WeightedBalancerOptions {
 export class WeightedBalancer implements Balancer {
   readonly #weightAttribute: string | undefined;
   #instances: readonly Instance[] = [];
-  #keys: readonly string[] = [];
+  /** The instances' keys, for picks that exclude some: worked out on the first such pick (a retry), not per update. */
+  #keys: readonly string[] | undefined;
   #weights: readonly number[] = [];
   // Vose's alias method: slot i is instance i with probability #keep[i], else #alias[i], so a pick
   // is one random number and one comparison whatever the number of instances.
@@ -65,7 +66,7 @@ export class WeightedBalancer implements Balancer {
       ((scaled[l] as number) < 1 ? small : large).push(l);
     }
     this.#instances = group;
-    this.#keys = keysOf(group);
+    this.#keys = undefined;
     this.#weights = weights.map((weight) => (weight > 0 ? weight : zeroWeight));
     this.#keep = keep;
     this.#alias = alias;
@@ -82,13 +83,14 @@ export class WeightedBalancer implements Balancer {
 
   /** Weighted random over the instances not excluded (a retry: linear, off the hot path). */
   #pickExcluding(exclude: ReadonlySet<string>): Instance | undefined {
+    const keys = (this.#keys ??= keysOf(this.#instances));
     let total = 0;
-    for (let i = 0; i < this.#instances.length; i++) if (!exclude.has(this.#keys[i]!)) total += this.#weights[i]!;
+    for (let i = 0; i < this.#instances.length; i++) if (!exclude.has(keys[i]!)) total += this.#weights[i]!;
     if (total === 0) return undefined;
     let r = random() * total;
     let last: Instance | undefined;
     for (let i = 0; i < this.#instances.length; i++) {
-      if (exclude.has(this.#keys[i]!)) continue;
+      if (exclude.has(keys[i]!)) continue;
       last = this.#instances[i];
       r -= this.#weights[i]!;
       if (r < 0) return last;

@@ -41,15 +41,13 @@ interface ZoneGroup {
 /** Shared by every balancer that has not spilled yet. */
 const NO_SUMS = new Float64Array(0);
 
-export class ZoneAffinityBalancer implements Balancer {
+export class ZoneAffinityBalancer extends OutlierFilter implements Balancer {
   readonly #zone: { readonly current: string | undefined };
   readonly #minLocal: number;
   readonly #create: () => Balancer;
-  readonly #filter: OutlierFilter;
   /** One balancer per zone ('' for no zone), kept across updates so each keeps its position. */
   readonly #byZone = new Map<string, Balancer>();
   #all: Balancer | undefined;
-  #instances: readonly Instance[] = [];
   #usable: readonly Instance[] = [];
   #usableKeys: readonly string[] | undefined;
   #mode: Mode = 'all';
@@ -57,13 +55,12 @@ export class ZoneAffinityBalancer implements Balancer {
   #spill: Balancer[] = [];
   /** Cumulative shares of `#spill`, the last one 1. */
   #spillSums = NO_SUMS;
-  #closed = false;
 
   constructor(options: ZoneAffinityOptions) {
+    super(options.health, options.name);
     this.#zone = options.zone;
     this.#minLocal = options.minLocal ?? DEFAULT_MIN_LOCAL;
     this.#create = options.create;
-    this.#filter = new OutlierFilter(options.health, () => this.update(this.#instances), options.name);
   }
 
   /** How picks are routed since the last update: for `stats()` and tests. */
@@ -72,9 +69,8 @@ export class ZoneAffinityBalancer implements Balancer {
   }
 
   update(instances: readonly Instance[]): void {
-    if (this.#closed) return;
-    this.#instances = instances;
-    const usable = this.#filter.filter(instances);
+    if (this.closed) return;
+    const usable = this.filter(instances);
     this.#usable = usable;
     this.#usableKeys = undefined;
     const zone = this.#zone.current;
@@ -151,9 +147,7 @@ export class ZoneAffinityBalancer implements Balancer {
   }
 
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#filter.close();
+    if (!this.leave()) return;
     this.#all?.close?.();
     for (const balancer of this.#byZone.values()) balancer.close?.();
     this.#byZone.clear();
