@@ -37,6 +37,10 @@ export interface CreateBalancerOptions {
 
 const NO_ZONE: { readonly current: string | undefined } = { current: undefined };
 
+/** Factories that close over nothing, shared by every name (a closure per name costs ~100 B of heap). */
+const newRoundRobin = (): Balancer => new RoundRobinBalancer();
+const newWeighted = (): Balancer => new WeightedBalancer();
+
 /**
  * The balancer of service `name`. It rebuilds itself when one of its instances is ejected or
  * returns; `close()` stops that.
@@ -63,11 +67,12 @@ function policyFactory(
   const config: BalancerConfig = typeof balancer === 'object' ? balancer : { policy: balancer ?? 'round-robin' };
   switch (config.policy) {
     case 'weighted':
+      if (config.weightAttribute === undefined) return newWeighted;
       return () => new WeightedBalancer({ weightAttribute: config.weightAttribute });
     case 'least-request':
       return () => new LeastRequestBalancer((instance) => health.state(instance));
     default:
-      return () => new RoundRobinBalancer();
+      return newRoundRobin;
   }
 }
 

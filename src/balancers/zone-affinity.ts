@@ -40,19 +40,27 @@ interface ZoneGroup {
 
 /** Shared by every balancer that has not spilled yet. */
 const NO_SUMS = new Float64Array(0);
+const NO_SPILL: readonly Balancer[] = Object.freeze([]);
+/** The target of a balancer with no instances yet: no policy object is made for a name before its first answer. */
+const NONE: Balancer = { update() {}, pick: () => undefined };
 
 export class ZoneAffinityBalancer extends OutlierFilter implements Balancer {
   readonly #zone: { readonly current: string | undefined };
   readonly #minLocal: number;
   readonly #create: () => Balancer;
-  /** One balancer per zone ('' for no zone), kept across updates so each keeps its position. */
-  readonly #byZone = new Map<string, Balancer>();
+  /**
+   * One balancer per zone ('' for no zone), kept across updates so each keeps its position:
+   * `#zoneBalancers[i]` is the one of `#zones[i]`. Two short arrays (a service runs in a few
+   * zones) cost less heap per name than a Map, and are made when a zone is first preferred.
+   */
+  #zones: string[] | undefined;
+  #zoneBalancers: Balancer[] | undefined;
   #all: Balancer | undefined;
   #usable: readonly Instance[] = [];
   #usableKeys: readonly string[] | undefined;
   #mode: Mode = 'all';
   #target: Balancer | undefined;
-  #spill: Balancer[] = [];
+  #spill: readonly Balancer[] = NO_SPILL;
   /** Cumulative shares of `#spill`, the last one 1. */
   #spillSums = NO_SUMS;
 
@@ -149,30 +157,45 @@ export class ZoneAffinityBalancer extends OutlierFilter implements Balancer {
   close(): void {
     if (!this.leave()) return;
     this.#all?.close?.();
-    for (const balancer of this.#byZone.values()) balancer.close?.();
-    this.#byZone.clear();
+    for (const balancer of this.#zoneBalancers ?? []) balancer.close?.();
+    this.#zones = undefined;
+    this.#zoneBalancers = undefined;
   }
 
   #useAll(usable: readonly Instance[]): void {
+    this.#mode = 'all';
+    if (this.#all === undefined && usable.length === 0) {
+      this.#target = NONE;
+      return;
+    }
     this.#all ??= this.#create();
     this.#all.update(usable);
-    this.#mode = 'all';
     this.#target = this.#all;
   }
 
   #zoneBalancer(zone: string, instances: readonly Instance[]): Balancer {
-    let balancer = this.#byZone.get(zone);
-    if (balancer === undefined) this.#byZone.set(zone, (balancer = this.#create()));
+    const at = this.#zones?.indexOf(zone) ?? -1;
+    let balancer: Balancer;
+    if (at !== -1) balancer = this.#zoneBalancers![at]!;
+    else {
+      balancer = this.#create();
+      // Literals of the exact size: a push onto an empty array reserves room for 16 more.
+      this.#zones = this.#zones === undefined ? [zone] : [...this.#zones, zone];
+      this.#zoneBalancers = this.#zoneBalancers === undefined ? [balancer] : [...this.#zoneBalancers, balancer];
+    }
     balancer.update(instances);
     return balancer;
   }
 
   #dropZonesNotIn(groups: Map<string, ZoneGroup>): void {
-    for (const [zone, balancer] of this.#byZone) {
-      if (!groups.has(zone)) {
-        balancer.close?.();
-        this.#byZone.delete(zone);
-      }
+    const zones = this.#zones;
+    const balancers = this.#zoneBalancers;
+    if (zones === undefined || balancers === undefined) return;
+    for (let i = zones.length - 1; i >= 0; i--) {
+      if (groups.has(zones[i]!)) continue;
+      balancers[i]!.close?.();
+      zones.splice(i, 1);
+      balancers.splice(i, 1);
     }
   }
 }
