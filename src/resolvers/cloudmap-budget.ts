@@ -8,6 +8,15 @@
  * DiscoverInstances calls a second, bursts of 2,000) is shared by every task of the account. A
  * fleet that outgrows it is told so only by RequestLimitExceeded; each process then halves the
  * rate it polls at, so the fleet as a whole backs off within a round, and grows back linearly.
+ *
+ * Cold names (callers wait for their first answer) are not polling: a process polling one or
+ * two names plans for a fraction of a call a second, and one throttled answer would make each
+ * new name wait seconds for a token. Their calls go first, and while Cloud Map still answers
+ * this process the bucket refills for them at no less than the cut share of
+ * `maxCallsPerSecond`. In a storm (throttled, nothing answered for {@link STORM_MS}) they wait
+ * at the polling rate like every other call: then new names cannot be answered anyway, and a
+ * fleet's cold starts must not add to the storm. A failing cold name is asked about at most about
+ * once a second by the cache, whatever the budget allows.
  */
 import type { Clock, ClockTimer } from '../clock.ts';
 
@@ -44,7 +53,16 @@ export const STORM_MS = 5000;
 /** The bucket never refills slower than this, in calls a second. */
 const MIN_RATE = 1 / 60;
 
+/**
+ * Where a call waits for its token:
+ * - `poll`: a name that has an answer to serve (a poll, a refresh), at the back of the line;
+ * - `follow-up`: the DiscoverInstances that follows a moved revision, at the front;
+ * - `cold`: a name without an answer yet, its callers waiting: at the front, with the cold floor.
+ */
+export type CallPriority = 'poll' | 'follow-up' | 'cold';
+
 interface Waiter {
+  cold: boolean;
   resolve: () => void;
   reject: (error: unknown) => void;
   signal: AbortSignal;
@@ -85,8 +103,14 @@ export class CallBudget {
   #lastAnswer = Number.NEGATIVE_INFINITY;
   /** Whether Cloud Map answered (not throttled) since the last cut. */
   #answeredSinceCut = true;
+  /** The first throttled answer since Cloud Map last answered; undefined while it answers. */
+  #unansweredSince: number | undefined;
   #timer: ClockTimer | undefined;
+  /** Waiting calls: the front ones (`#front` of them) first, each part in arrival order. */
   readonly #waiters: Waiter[] = [];
+  #front = 0;
+  /** Cold calls among the waiters. */
+  #cold = 0;
 
   constructor(maxCallsPerSecond: number, clock: Clock) {
     this.maxRate = maxCallsPerSecond;
@@ -102,31 +126,40 @@ export class CallBudget {
   }
 
   /**
-   * Resolves when one call may go; rejects with `signal.reason` if aborted first. An `urgent`
-   * call (the DiscoverInstances that follows a moved revision) waits at the front of the line,
-   * so a name's second call is not held behind every other name's first.
+   * Resolves when one call may go; rejects with `signal.reason` if aborted first. A `follow-up`
+   * (the DiscoverInstances that follows a moved revision) waits at the front of the line, so a
+   * name's second call is not held behind every other name's first; so does a `cold` call, which
+   * also gets the cold floor (see the module's comment).
    */
-  take(signal: AbortSignal, urgent = false): Promise<void> {
+  take(signal: AbortSignal, priority: CallPriority = 'poll'): Promise<void> {
     if (signal.aborted) return Promise.reject(signal.reason);
     this.#grow();
-    if (this.#waiters.length === 0 && this.#tokens >= 1) {
+    const front = priority !== 'poll';
+    // A poll queues behind anyone waiting; a call for the front only behind the front.
+    if ((front ? this.#front : this.#waiters.length) === 0 && this.#tokens >= 1) {
       this.#tokens -= 1;
       return Promise.resolve();
     }
     return new Promise<void>((resolve, reject) => {
       const waiter: Waiter = {
+        cold: priority === 'cold',
         resolve,
         reject,
         signal,
         onAbort: () => {
           const index = this.#waiters.indexOf(waiter);
-          if (index !== -1) this.#waiters.splice(index, 1);
+          if (index !== -1) this.#remove(index);
           reject(signal.reason);
         },
       };
       signal.addEventListener('abort', waiter.onAbort, { once: true });
-      if (urgent) this.#waiters.unshift(waiter);
+      if (front) this.#waiters.splice(this.#front++, 0, waiter);
       else this.#waiters.push(waiter);
+      if (waiter.cold && this.#cold++ === 0 && this.#timer !== undefined) {
+        // The bucket may now refill faster: re-plan the wait.
+        this.#clock.clearTimeout(this.#timer);
+        this.#timer = undefined;
+      }
       this.#drain();
     });
   }
@@ -136,6 +169,7 @@ export class CallBudget {
     this.#grow();
     const now = this.#clock.now();
     this.#lastThrottle = now;
+    this.#unansweredSince ??= now;
     if (now - this.#lastCut < CUT_INTERVAL_MS) return false;
     // Where to resume after a storm: 70 % of the share that last got answers. Cuts in a storm
     // (nothing answered since the previous cut) do not lower it.
@@ -164,6 +198,7 @@ export class CallBudget {
     const now = this.#clock.now();
     const afterStorm = now - this.#lastAnswer >= STORM_MS && now - this.#lastThrottle >= CUT_INTERVAL_MS;
     this.#lastAnswer = now;
+    this.#unansweredSince = undefined;
     this.#answeredSinceCut = true;
     if (afterStorm && this.#share < this.#threshold) {
       this.#share = this.#threshold;
@@ -178,7 +213,15 @@ export class CallBudget {
   /** The bucket's rate now, in calls a second. */
   rate(): number {
     if (this.#share >= 1) return this.maxRate;
-    return Math.min(this.maxRate, Math.max(MIN_RATE, (this.#share * this.#demand) / POLL_SHARE));
+    const polling = Math.min(this.maxRate, Math.max(MIN_RATE, (this.#share * this.#demand) / POLL_SHARE));
+    // The cold floor: new names are not held behind a throttle that Cloud Map has since answered past.
+    if (this.#cold > 0 && !this.#storm()) return Math.max(polling, this.#share * this.maxRate);
+    return polling;
+  }
+
+  /** Throttled, and nothing answered for {@link STORM_MS}. */
+  #storm(): boolean {
+    return this.#unansweredSince !== undefined && this.#clock.now() - this.#unansweredSince >= STORM_MS;
   }
 
   /** How far to stretch the poll interval (1 to {@link MAX_STRETCH}). */
@@ -201,10 +244,19 @@ export class CallBudget {
   rejectAll(error: unknown): void {
     if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
     this.#timer = undefined;
+    this.#front = 0;
+    this.#cold = 0;
     for (const waiter of this.#waiters.splice(0)) {
       waiter.signal.removeEventListener('abort', waiter.onAbort);
       waiter.reject(error);
     }
+  }
+
+  #remove(index: number): Waiter {
+    const [waiter] = this.#waiters.splice(index, 1) as [Waiter];
+    if (index < this.#front) this.#front--;
+    if (waiter.cold) this.#cold--;
+    return waiter;
   }
 
   /** Refills the bucket at the rate that held, then grows the share (additive increase). */
@@ -228,7 +280,7 @@ export class CallBudget {
     if (this.#timer !== undefined) return;
     this.#grow();
     while (this.#waiters.length > 0 && this.#tokens >= 1) {
-      const waiter = this.#waiters.shift()!;
+      const waiter = this.#remove(0);
       this.#tokens -= 1;
       waiter.signal.removeEventListener('abort', waiter.onAbort);
       waiter.resolve();

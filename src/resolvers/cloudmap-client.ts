@@ -28,7 +28,7 @@ import {
   checkString,
   invalid,
 } from '../validate.ts';
-import { CallBudget, MAX_STRETCH, type CallBudgetSnapshot } from './cloudmap-budget.ts';
+import { CallBudget, MAX_STRETCH, type CallBudgetSnapshot, type CallPriority } from './cloudmap-budget.ts';
 
 export const CLOUD_MAP_HEALTH_STATUSES: readonly CloudMapHealthStatus[] = [
   'HEALTHY',
@@ -406,14 +406,15 @@ export class CloudMapClient {
   }
 
   /**
-   * DiscoverInstances for one service (MaxResults 1000). `urgent`: it follows a
-   * DiscoverInstancesRevision of the same poll, and goes ahead of other waiting calls.
+   * DiscoverInstances for one service (MaxResults 1000). `priority`: `follow-up` when it follows
+   * a DiscoverInstancesRevision of the same poll, `cold` when the name has no answer yet; both go
+   * ahead of other waiting calls (see {@link CallPriority}).
    */
   async discoverInstances(
     target: CloudMapTarget,
     input: DiscoverInstancesInput,
     signal: AbortSignal,
-    urgent = false,
+    priority: CallPriority = 'poll',
   ): Promise<DiscoverInstancesResponse> {
     const request: DiscoverInstancesRequest = {
       NamespaceName: target.namespace,
@@ -429,7 +430,7 @@ export class CloudMapClient {
       target,
       signal,
       (sdk) => new sdk.DiscoverInstancesCommand(request),
-      urgent,
+      priority,
     );
     if ((response.Instances?.length ?? 0) >= MAX_RESULTS) {
       this.#warnOnce(
@@ -480,7 +481,7 @@ export class CloudMapClient {
     target: CloudMapTarget,
     signal: AbortSignal,
     command: (sdk: Sdk) => unknown,
-    urgent = false,
+    priority: CallPriority = 'poll',
   ): Promise<Output> {
     if (this.#closed) throw new ClosedError();
     if (signal.aborted) throw this.#aborted(operation, target, signal);
@@ -499,7 +500,7 @@ export class CloudMapClient {
     let attempts = 0;
     let lastFailure: { error: unknown; at: number } | undefined;
     const middleware = (next: FinalizeHandler<object, MetadataBearer>): FinalizeHandler<object, MetadataBearer> => async (args) => {
-      await this.#budget.take(signal, urgent);
+      await this.#budget.take(signal, priority);
       if (this.#closed) throw new ClosedError();
       attempts += 1;
       if (lastFailure !== undefined && retryChannel.hasSubscribers) {

@@ -221,7 +221,8 @@ export class CloudMapResolver implements Resolver {
         optionalParameters: this.#config.optionalParameters,
       },
       signal,
-      followsRevision,
+      // No earlier answer: callers wait for this one (a cold name).
+      previous === undefined ? 'cold' : followsRevision ? 'follow-up' : 'poll',
     );
     const summaries = response.Instances ?? [];
     // An empty answer (HealthStatus HEALTHY with none healthy) says nothing about health checks.

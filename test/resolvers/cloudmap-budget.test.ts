@@ -111,6 +111,84 @@ describe('CallBudget', () => {
     expect(went).toBe(5);
   });
 
+  it('after one throttled answer, cold names are served at the cut share of maxCallsPerSecond, not the polling rate', async () => {
+    const clock = new FakeClock();
+    const budget = new CallBudget(50, clock);
+    // One name polled every 5 s: 0.2 calls a second planned.
+    budget.setDemand(0.2);
+    expect(await burst(budget, clock, 100)).toBe(50);
+    budget.throttled();
+    budget.answered();
+    // Polling: 0.2 × ½ ÷ 0.9, a token every 9 s. Cold names: 50 × ½ = 25 a second.
+    expect(budget.rate()).toBeCloseTo(0.2 / 2 / 0.9, 6);
+    const served: string[] = [];
+    for (let i = 0; i < 5; i++) void budget.take(signal(), 'cold').then(() => served.push(`cold ${i}`));
+    void budget.take(signal()).then(() => served.push('poll'));
+    await clock.run(200);
+    expect(served).toEqual(['cold 0', 'cold 1', 'cold 2', 'cold 3', 'cold 4']);
+    // With no cold name waiting, the rate is the polling rate again.
+    expect(budget.rate()).toBeCloseTo(0.2 / 2 / 0.9, 6);
+    await clock.run(8000);
+    expect(served).toHaveLength(5);
+    await clock.run(1000);
+    expect(served).toEqual(['cold 0', 'cold 1', 'cold 2', 'cold 3', 'cold 4', 'poll']);
+  });
+
+  it("a cold name's retry of a throttled attempt is not held either, before Cloud Map answers again", async () => {
+    const clock = new FakeClock();
+    const budget = new CallBudget(50, clock);
+    budget.setDemand(0.2);
+    expect(await burst(budget, clock, 100)).toBe(50);
+    budget.throttled();
+    let went = false;
+    void budget.take(signal(), 'cold').then(() => (went = true));
+    await clock.run(40);
+    expect(went).toBe(true);
+  });
+
+  it('in a storm (throttled, nothing answered for STORM_MS), cold names wait at the polling rate, at the front', async () => {
+    const clock = new FakeClock();
+    const budget = new CallBudget(50, clock);
+    budget.setDemand(9);
+    expect(await burst(budget, clock, 100)).toBe(50);
+    budget.answered();
+    for (let i = 0; i < 3; i++) {
+      budget.throttled();
+      await clock.run(i < 2 ? CUT_INTERVAL_MS : STORM_MS - 2 * CUT_INTERVAL_MS);
+    }
+    // Three cuts, down to 1/MAX_STRETCH: 9 ÷ 6 ÷ 0.9 = 1.67 calls a second, cold or not.
+    expect(await burst(budget, clock)).toBe(1);
+    const served: string[] = [];
+    void budget.take(signal()).then(() => served.push('poll'));
+    for (let i = 0; i < 3; i++) void budget.take(signal(), 'cold').then(() => served.push(`cold ${i}`));
+    expect(budget.rate()).toBeCloseTo(9 / MAX_STRETCH / 0.9, 6);
+    // A token every 600 ms.
+    await clock.run(1500);
+    expect(served).toEqual(['cold 0', 'cold 1', 'cold 2']);
+    await clock.run(600);
+    expect(served).toEqual(['cold 0', 'cold 1', 'cold 2', 'poll']);
+    // Cloud Map answers again: the floor is back for the next cold names.
+    budget.answered();
+    for (let i = 3; i < 6; i++) void budget.take(signal(), 'cold').then(() => served.push(`cold ${i}`));
+    expect(budget.rate()).toBeGreaterThan(10);
+    await clock.run(100);
+    expect(served.slice(4)).toEqual(['cold 3', 'cold 4', 'cold 5']);
+  });
+
+  it('follow-ups and cold names wait at the front of the line, in the order they came', async () => {
+    const clock = new FakeClock();
+    const budget = new CallBudget(1, clock);
+    await budget.take(signal());
+    const order: string[] = [];
+    void budget.take(signal()).then(() => order.push('poll 1'));
+    void budget.take(signal(), 'follow-up').then(() => order.push('follow-up 1'));
+    void budget.take(signal()).then(() => order.push('poll 2'));
+    void budget.take(signal(), 'cold').then(() => order.push('cold 1'));
+    void budget.take(signal(), 'follow-up').then(() => order.push('follow-up 2'));
+    await clock.run(5000);
+    expect(order).toEqual(['follow-up 1', 'cold 1', 'follow-up 2', 'poll 1', 'poll 2']);
+  });
+
   it('rejects waiters when aborted or closed', async () => {
     const clock = new FakeClock();
     const budget = new CallBudget(1, clock);

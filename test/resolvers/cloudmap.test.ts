@@ -830,6 +830,69 @@ describe('CloudMapClient: the call budget', () => {
   });
 });
 
+describe('CloudMapClient: new names after a throttle', () => {
+  /**
+   * Waits for `promise`, moving the fake clock 10 ms whenever a call waits for the budget (and
+   * only then, so the time counted is the budget's); returns the clock time that took.
+   */
+  async function settle(client: CloudMapClient, clock: FakeClock, promise: Promise<unknown>): Promise<number> {
+    const start = clock.now();
+    let done = false;
+    void promise.then(
+      () => (done = true),
+      () => (done = true),
+    );
+    while (!done) {
+      await new Promise((resolve) => setTimeout(resolve, 1));
+      if (client.budget().waiting > 0) await clock.run(10);
+    }
+    return clock.now() - start;
+  }
+
+  it("one throttled call does not make new names wait on a quiet process's polling rate", async () => {
+    const clock = new FakeClock();
+    for (let i = 0; i < 6; i++) service(`svc${i}`, ORDERS, 'none');
+    const client = makeClient({}, clock);
+    const r = new CloudMapResolver(client);
+    // One name in use, polled every 5 s: 0.2 calls a second planned.
+    await r.resolve('svc0.myapp.local', { signal: signal() });
+    // A new name's first attempt is throttled; the SDK retries it.
+    fake.failNext(1, 'RequestLimitExceeded');
+    const first = await settle(client, clock, r.resolve('svc1.myapp.local', { signal: signal() }));
+    expect(fake.requests.map((c) => c.status)).toEqual([200, 429, 200]);
+    expect(client.budget()).toMatchObject({ throttled: true, stretch: 2 });
+    // Polling now plans for 0.2 × ½ ÷ 0.9 calls a second, a token every 9 s; four more new names
+    // are served at the cut share of maxCallsPerSecond instead: 25 a second.
+    const names = ['svc2', 'svc3', 'svc4', 'svc5'].map((s) => r.resolve(`${s}.myapp.local`, { signal: signal() }));
+    const more = await settle(client, clock, Promise.all(names));
+    expect(fake.requests.map((c) => c.status)).toEqual([200, 429, 200, 200, 200, 200, 200]);
+    expect(first + more).toBeLessThanOrEqual(200);
+  });
+
+  it('in a storm, new names wait their turn at the polling rate: the process does not add to it', async () => {
+    const clock = new FakeClock();
+    for (let i = 0; i < 6; i++) service(`svc${i}`, ORDERS, 'none');
+    const client = makeClient({ retries: 0 }, clock);
+    const r = new CloudMapResolver(client);
+    await r.resolve('svc0.myapp.local', { signal: signal() });
+    fake.storm(true);
+    // Throttled, and nothing answered for 5 s: a storm.
+    await catchError(r.resolve('svc1.myapp.local', { signal: signal() }));
+    await clock.run(5000);
+    await catchError(r.resolve('svc1.myapp.local', { signal: signal() }));
+    expect(fake.requests).toHaveLength(3);
+    // Four new names ask while every call is throttled: each waits for a token of the polling
+    // rate, cut to the longest stretch (six names in use: 1.2 ÷ 6 ÷ 0.9 calls a second, one every
+    // 4.5 s), not for the cold floor's 25 a second.
+    const asks = ['svc2', 'svc3', 'svc4', 'svc5'].map((s) => catchError(r.resolve(`${s}.myapp.local`, { signal: signal() })));
+    const took = await settle(client, clock, Promise.all(asks));
+    expect(fake.requests).toHaveLength(7);
+    expect(client.budget()).toMatchObject({ stretch: 6 });
+    expect(took).toBeGreaterThanOrEqual(3 * 4000);
+    fake.storm(false);
+  });
+});
+
 describe('CloudMapClient: endpoints', () => {
   it('keeps the data- host prefix for a Cloud Map API host (FIPS), and not for other endpoints', async () => {
     fake.createService('myapp.local', 'orders');
