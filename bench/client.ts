@@ -6,6 +6,7 @@
 import { promises as dnsPromises } from 'node:dns';
 import { Agent, BalancedPool, interceptors, Pool, type Dispatcher } from 'undici';
 import { DiscoverInstancesCommand, ServiceDiscoveryClient } from '@aws-sdk/client-servicediscovery';
+import { StandardRetryStrategy } from '@smithy/core/retry';
 import { Discovery } from '../dist/index.js';
 import { keep, measureAsync, measureEach, measureSync, rotate, sinkSeen, type RoundStats } from './measure.ts';
 import {
@@ -145,12 +146,18 @@ async function latency(config: ChildConfig): Promise<Record<string, RoundStats[]
   const resolver = caresResolver(config.dnsServer);
   const CacheableLookup = await loadCacheableLookup();
   const cacheable = new CacheableLookup({ resolver: caresResolver(config.dnsServer), lookup: false });
+  // Configured as signpost configures its own client with the default options (`retries` 2,
+  // `retryDelay` 50 ms, `timeout` 5 s): up to 3 attempts of the SDK's standard retry strategy, the
+  // same per-attempt timeouts, no `data-` host prefix on a loopback endpoint. The stand-in never
+  // fails here, so each call is one attempt for both; what differs is signpost's own work.
+  const SIGNPOST_ATTEMPTS = 3;
   const sdk = new ServiceDiscoveryClient({
     endpoint: config.cloudMapEndpoint,
     region: CLOUDMAP_REGION,
     credentials: CLOUDMAP_CREDENTIALS,
-    // As signpost configures its own client: one attempt, no `data-` host prefix on a loopback endpoint.
-    maxAttempts: 1,
+    maxAttempts: SIGNPOST_ATTEMPTS,
+    retryStrategy: new StandardRetryStrategy({ maxAttempts: SIGNPOST_ATTEMPTS, baseDelay: 50 }),
+    requestHandler: { requestTimeout: 5000, connectionTimeout: 5000, throwOnRequestTimeout: true },
     disableHostPrefix: true,
   });
 
