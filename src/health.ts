@@ -71,9 +71,10 @@ export interface ReturnMessage {
 }
 
 const ejectChannel = channel('signpost:health:eject');
+const returnChannel = channel('signpost:health:return');
+
 const NONE: readonly HealthMember[] = Object.freeze([]);
 const NO_PEERS: readonly InstanceHealth[] = Object.freeze([]);
-const returnChannel = channel('signpost:health:return');
 
 export { instanceKey };
 
@@ -456,7 +457,12 @@ export class HealthTracker {
       const state = this.#states.get(key);
       if (state === undefined || this.#membersOf(state).length > 0) continue;
       this.#stopTimers(state);
-      if (state.ejected) this.#ejectedCount--;
+      // Out of every service, it is out of balancing anyway; a probe still in flight then finds
+      // nothing to return, and the count of ejected states stays exact.
+      if (state.ejected) {
+        state.ejected = false;
+        this.#ejectedCount--;
+      }
       this.#states.delete(key);
       dropped = true;
     }
@@ -498,6 +504,7 @@ export class HealthTracker {
   close(): void {
     this.#closed = true;
     for (const state of this.#states.values()) this.#stopTimers(state);
+    this.#members.clear();
     this.#listeners.clear();
     this.#probers.clear();
   }

@@ -231,6 +231,24 @@ describe('HealthTracker', () => {
     expect(tracker.state(a).ejected).toBe(false);
   });
 
+  test('an instance forgotten while ejected, with a probe in flight, leaves no ejection behind', async () => {
+    const { tracker, clock, group } = setup();
+    let answer: ((ok: boolean) => void) | undefined;
+    tracker.setProber(() => new Promise<boolean>((resolve) => (answer = resolve)));
+    fail(tracker, tracker.state(a), 'connect');
+    expect(tracker.anyEjected).toBe(true);
+    await clock.run(1000);
+    expect(answer).toBeDefined();
+    group.set([b, c, d]);
+    tracker.forget(['10.0.0.1:8080']);
+    expect(tracker.anyEjected).toBe(false);
+    answer!(true);
+    await clock.run(0);
+    expect(tracker.anyEjected).toBe(false);
+    expect(tracker.stats()).toMatchObject({ instances: 0, ejected: 0 });
+    expect(clock.pending).toBe(0);
+  });
+
   test('states are made on first use: instances a service has but no request went to cost none', () => {
     const { tracker } = setup();
     expect(tracker.stats()).toMatchObject({ instances: 0, states: [] });
