@@ -11,12 +11,11 @@
  *
  * Cold names (callers wait for their first answer) are not polling: a process polling one or
  * two names plans for a fraction of a call a second, and one throttled answer would make each
- * new name wait seconds for a token. Their calls go first, and while Cloud Map still answers
- * this process the bucket refills for them at no less than the cut share of
- * `maxCallsPerSecond`. In a storm (throttled, nothing answered for {@link STORM_MS}) they wait
- * at the polling rate like every other call: then new names cannot be answered anyway, and a
- * fleet's cold starts must not add to the storm. A failing cold name is asked about at most about
- * once a second by the cache, whatever the budget allows.
+ * new name wait seconds for a token. Their calls go first, and while the throttling is a single
+ * answer (Cloud Map answered the call before it) the bucket refills for them at no less than
+ * the cut share of `maxCallsPerSecond`. From the {@link COLD_FLOOR_THROTTLES}th throttled answer
+ * in a row until Cloud Map answers again, they wait at the polling rate like every other call:
+ * in a storm new names cannot be answered anyway, and a fleet's cold starts must not add to it.
  */
 import type { Clock, ClockTimer } from '../clock.ts';
 
@@ -50,6 +49,8 @@ export const RESUME_FACTOR = 0.7;
 export const POLL_SHARE = 0.9;
 /** Throttled with no answer for this long: a storm, after which polling resumes at {@link RESUME_FACTOR}. */
 export const STORM_MS = 5000;
+/** Throttled answers in a row (none answered between) that end the cold floor until an answer. */
+export const COLD_FLOOR_THROTTLES = 2;
 /** The bucket never refills slower than this, in calls a second. */
 const MIN_RATE = 1 / 60;
 
@@ -103,8 +104,8 @@ export class CallBudget {
   #lastAnswer = Number.NEGATIVE_INFINITY;
   /** Whether Cloud Map answered (not throttled) since the last cut. */
   #answeredSinceCut = true;
-  /** The first throttled answer since Cloud Map last answered; undefined while it answers. */
-  #unansweredSince: number | undefined;
+  /** Throttled answers since Cloud Map last answered this process. */
+  #throttledInARow = 0;
   #timer: ClockTimer | undefined;
   /** Waiting calls: the front ones (`#front` of them) first, each part in arrival order. */
   readonly #waiters: Waiter[] = [];
@@ -155,12 +156,9 @@ export class CallBudget {
       signal.addEventListener('abort', waiter.onAbort, { once: true });
       if (front) this.#waiters.splice(this.#front++, 0, waiter);
       else this.#waiters.push(waiter);
-      if (waiter.cold && this.#cold++ === 0 && this.#timer !== undefined) {
-        // The bucket may now refill faster: re-plan the wait.
-        this.#clock.clearTimeout(this.#timer);
-        this.#timer = undefined;
-      }
-      this.#drain();
+      // The first cold waiter may make the bucket refill faster: re-plan the wait.
+      if (waiter.cold && this.#cold++ === 0) this.#replan();
+      else this.#drain();
     });
   }
 
@@ -169,7 +167,7 @@ export class CallBudget {
     this.#grow();
     const now = this.#clock.now();
     this.#lastThrottle = now;
-    this.#unansweredSince ??= now;
+    this.#throttledInARow++;
     if (now - this.#lastCut < CUT_INTERVAL_MS) return false;
     // Where to resume after a storm: 70 % of the share that last got answers. Cuts in a storm
     // (nothing answered since the previous cut) do not lower it.
@@ -178,12 +176,8 @@ export class CallBudget {
     this.#lastCut = now;
     this.#share = Math.max(1 / MAX_STRETCH, this.#share * CUT_FACTOR);
     this.#tokens = Math.min(this.#tokens, Math.max(1, this.rate()));
-    if (this.#timer !== undefined) {
-      // The next token now comes later: re-plan the wait.
-      this.#clock.clearTimeout(this.#timer);
-      this.#timer = undefined;
-      this.#drain();
-    }
+    // The next token now comes later: re-plan the wait.
+    this.#replan();
     return true;
   }
 
@@ -197,31 +191,23 @@ export class CallBudget {
     this.#grow();
     const now = this.#clock.now();
     const afterStorm = now - this.#lastAnswer >= STORM_MS && now - this.#lastThrottle >= CUT_INTERVAL_MS;
+    const floorBack = this.#throttledInARow >= COLD_FLOOR_THROTTLES && this.#cold > 0;
     this.#lastAnswer = now;
-    this.#unansweredSince = undefined;
+    this.#throttledInARow = 0;
     this.#answeredSinceCut = true;
-    if (afterStorm && this.#share < this.#threshold) {
-      this.#share = this.#threshold;
-      if (this.#timer !== undefined) {
-        this.#clock.clearTimeout(this.#timer);
-        this.#timer = undefined;
-        this.#drain();
-      }
-    }
+    const resume = afterStorm && this.#share < this.#threshold;
+    if (resume) this.#share = this.#threshold;
+    // Tokens now come sooner: re-plan the wait.
+    if (resume || floorBack) this.#replan();
   }
 
   /** The bucket's rate now, in calls a second. */
   rate(): number {
     if (this.#share >= 1) return this.maxRate;
     const polling = Math.min(this.maxRate, Math.max(MIN_RATE, (this.#share * this.#demand) / POLL_SHARE));
-    // The cold floor: new names are not held behind a throttle that Cloud Map has since answered past.
-    if (this.#cold > 0 && !this.#storm()) return Math.max(polling, this.#share * this.maxRate);
+    // The cold floor: new names are not held behind one throttled answer.
+    if (this.#cold > 0 && this.#throttledInARow < COLD_FLOOR_THROTTLES) return Math.max(polling, this.#share * this.maxRate);
     return polling;
-  }
-
-  /** Throttled, and nothing answered for {@link STORM_MS}. */
-  #storm(): boolean {
-    return this.#unansweredSince !== undefined && this.#clock.now() - this.#unansweredSince >= STORM_MS;
   }
 
   /** How far to stretch the poll interval (1 to {@link MAX_STRETCH}). */
@@ -274,6 +260,14 @@ export class CallBudget {
     if (this.#share >= 1 || now <= from) return;
     const growing = now - from;
     this.#share = Math.min(1, this.#share + growing / RECOVERY_MS);
+  }
+
+  /** Plans the wait for the next token again, after the rate changed. */
+  #replan(): void {
+    if (this.#timer === undefined) return this.#drain();
+    this.#clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#drain();
   }
 
   #drain(): void {

@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { CallBudget, CUT_INTERVAL_MS, MAX_STRETCH, RECOVERY_MS, RESUME_FACTOR, STORM_MS } from '../../src/resolvers/cloudmap-budget.ts';
+import {
+  CallBudget,
+  COLD_FLOOR_THROTTLES,
+  CUT_INTERVAL_MS,
+  MAX_STRETCH,
+  RECOVERY_MS,
+  RESUME_FACTOR,
+  STORM_MS,
+} from '../../src/resolvers/cloudmap-budget.ts';
 import { FakeClock } from '../support/fake-clock.ts';
 
 const signal = (): AbortSignal => new AbortController().signal;
@@ -146,7 +154,24 @@ describe('CallBudget', () => {
     expect(went).toBe(true);
   });
 
-  it('in a storm (throttled, nothing answered for STORM_MS), cold names wait at the polling rate, at the front', async () => {
+  it('two throttled answers in a row end the cold floor until Cloud Map answers again', async () => {
+    const clock = new FakeClock();
+    const budget = new CallBudget(50, clock);
+    budget.setDemand(0.2);
+    expect(await burst(budget, clock, 100)).toBe(50);
+    budget.throttled();
+    budget.throttled();
+    let went = false;
+    void budget.take(signal(), 'cold').then(() => (went = true));
+    expect(budget.rate()).toBeCloseTo(0.2 / 2 / 0.9, 6);
+    await clock.run(1000);
+    expect(went).toBe(false);
+    budget.answered();
+    await clock.run(40);
+    expect(went).toBe(true);
+  });
+
+  it('from the second throttled answer in a row (a storm), cold names wait at the polling rate, at the front', async () => {
     const clock = new FakeClock();
     const budget = new CallBudget(50, clock);
     budget.setDemand(9);
@@ -156,7 +181,9 @@ describe('CallBudget', () => {
       budget.throttled();
       await clock.run(i < 2 ? CUT_INTERVAL_MS : STORM_MS - 2 * CUT_INTERVAL_MS);
     }
-    // Three cuts, down to 1/MAX_STRETCH: 9 ÷ 6 ÷ 0.9 = 1.67 calls a second, cold or not.
+    // Three throttled answers in a row, three cuts, down to 1/MAX_STRETCH: 9 ÷ 6 ÷ 0.9 = 1.67
+    // calls a second, cold or not.
+    expect(COLD_FLOOR_THROTTLES).toBeLessThanOrEqual(3);
     expect(await burst(budget, clock)).toBe(1);
     const served: string[] = [];
     void budget.take(signal()).then(() => served.push('poll'));

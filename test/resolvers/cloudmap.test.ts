@@ -876,7 +876,7 @@ describe('CloudMapClient: new names after a throttle', () => {
     const r = new CloudMapResolver(client);
     await r.resolve('svc0.myapp.local', { signal: signal() });
     fake.storm(true);
-    // Throttled, and nothing answered for 5 s: a storm.
+    // Throttled twice in a row, nothing answered between: a storm.
     await catchError(r.resolve('svc1.myapp.local', { signal: signal() }));
     await clock.run(5000);
     await catchError(r.resolve('svc1.myapp.local', { signal: signal() }));
