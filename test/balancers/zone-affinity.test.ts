@@ -156,6 +156,32 @@ describe('ZoneAffinityBalancer', () => {
     expect(balancer.pick()).toBeUndefined();
   });
 
+  test('no policy balancer is made before the first instances, and one per zone preferred', () => {
+    const made: string[] = [];
+    const health = new HealthTracker({}, new FakeClock());
+    const balancer = new ZoneAffinityBalancer({
+      zone: { current: 'a' },
+      create: () => {
+        made.push('policy');
+        return new RoundRobinBalancer();
+      },
+      health,
+    });
+    balancer.update([]);
+    expect(balancer.pick(new Set(['10.0.1.1:8080']))).toBeUndefined();
+    expect(made).toEqual([]);
+    balancer.update(six);
+    expect(made).toEqual(['policy']);
+    // One usable local instance of the two needed: the other zones take their share, a balancer each.
+    const state = health.state(local2);
+    health.onStart(state);
+    health.onFailure(state, 'connect');
+    expect(balancer.mode).toBe('spill');
+    expect(made).toHaveLength(3);
+    balancer.update([...six]);
+    expect(made).toHaveLength(3);
+  });
+
   test('close stops rebuilding on health changes', () => {
     const { balancer, eject } = setup('a');
     balancer.update(six);
