@@ -14,6 +14,9 @@
  * then recovers. An instance of some service changes every few seconds throughout; every client
  * keeps asking for every name (each ask must succeed: stale answers are served).
  *
+ * With `newNames`, every task also starts using one new name in the middle of the storm: its
+ * callers wait on a cold name while every call is throttled, and it must not add to the storm.
+ *
  * Measured from the stand-in's log: calls a second per operation, the longest run of seconds
  * above the budget, the steady-state mean; from each client: how long after each change it saw
  * it; failed asks. Nothing leaves the machine; nothing is installed.
@@ -40,6 +43,8 @@ export interface FleetOptions {
   changeEveryS: number;
   /** The processes start within this many seconds (a rolling deployment; 0: all at once). */
   startS: number;
+  /** Whether every task starts using a new name in the middle of the storm. */
+  newNames?: boolean;
   /** Progress lines go here. */
   say?: (text: string) => void;
 }
@@ -110,6 +115,11 @@ export interface FleetResult {
    * every call is throttled).
    */
   visibility: Record<Phase, { changes: number; maxS: number; p99S: number; outsideStormMaxS: number; unseen: number }>;
+  /**
+   * With `newNames`: asks for the new names (not in `asks`), how many failed in the storm and after
+   * it, and the longest time after the storm until a task's new name was answered.
+   */
+  newNames?: { asks: number; failedInStorm: number; failedAfterStorm: number; answeredAfterStormMaxS: number; unanswered: number };
   eventLoopDelayP99Ms: number;
   goals: { name: string; met: boolean; value: string }[];
 }
@@ -148,6 +158,13 @@ export async function runFleet(options: FleetOptions): Promise<FleetResult> {
     }
     live.set(service, ids);
   }
+  const newServices = options.newNames ? Array.from({ length: names }, (_, i) => `nw${i}`) : [];
+  for (const service of newServices) {
+    fake.createService(NAMESPACE, service, { healthCheck: options.healthChecks ? 'custom' : 'none' });
+    for (let i = 0; i < INSTANCES; i++) {
+      fake.register(NAMESPACE, service, { id: `${service}-${i}`, attributes: { AWS_INSTANCE_IPV4: address(), AWS_INSTANCE_PORT: '8080' } });
+    }
+  }
 
   // Each task loads the AWS SDK in its own process; here the first import would stall every
   // simulated task at once, so it is loaded before the clock starts.
@@ -180,6 +197,7 @@ export async function runFleet(options: FleetOptions): Promise<FleetResult> {
   const failures: Record<string, number> = {};
   const failuresByPhase: Record<Phase, number> = { warmup: 0, steady: 0, storm: 0, recovery: 0 };
   let stopped = false;
+  const fresh = { asks: 0, failedInStorm: 0, failedAfterStorm: 0, answeredAt: new Array<number | undefined>(clients).fill(undefined) };
 
   for (let c = 0; c < clients; c++) {
     const discovery = new Discovery({
@@ -215,6 +233,25 @@ export async function runFleet(options: FleetOptions): Promise<FleetResult> {
       later(ASK_EVERY_MS, ask);
     };
     later(Math.random() * options.startS * 1000, ask);
+    if (options.newNames) {
+      // A new name, first asked for between a fifth and four fifths into the storm.
+      const name = `${newServices[c % newServices.length]!}.${NAMESPACE}`;
+      const askNew = (): void => {
+        if (stopped) return;
+        fresh.asks += 1;
+        discovery.resolve(name).then(
+          () => (fresh.answeredAt[c] ??= now()),
+          () => {
+            if (stopped) return;
+            if (phaseAt(now()) === 'storm') fresh.failedInStorm += 1;
+            else fresh.failedAfterStorm += 1;
+          },
+        );
+        later(ASK_EVERY_MS, askNew);
+      };
+      const stormStartMs = (options.warmupS + options.steadyS) * 1000;
+      later(stormStartMs + options.stormS * 1000 * (0.2 + 0.6 * Math.random()), askNew);
+    }
   }
 
   // Changes: a new instance, then one gone, then (with health checks) one unhealthy and healthy again.
@@ -332,6 +369,15 @@ export async function runFleet(options: FleetOptions): Promise<FleetResult> {
     failures,
     failuresByPhase,
     visibility,
+    ...(options.newNames && {
+      newNames: {
+        asks: fresh.asks,
+        failedInStorm: fresh.failedInStorm,
+        failedAfterStorm: fresh.failedAfterStorm,
+        answeredAfterStormMaxS: round1(Math.max(0, ...fresh.answeredAt.map((at) => (at ?? 0) - stormEnd)) / 1000),
+        unanswered: fresh.answeredAt.filter((at) => at === undefined).length,
+      },
+    }),
     eventLoopDelayP99Ms: round1(delay.percentile(99) / 1e6),
   };
   delete (result.options as { say?: unknown }).say;
@@ -366,6 +412,14 @@ export async function runFleet(options: FleetOptions): Promise<FleetResult> {
       value: `max ${visible} s${unseen === 0 ? '' : `, ${unseen} never seen`}`,
     },
   ];
+  if (result.newNames !== undefined) {
+    const { answeredAfterStormMaxS, unanswered, failedAfterStorm } = result.newNames;
+    goals.push({
+      name: 'every new name asked for in the storm is answered within 15 s after it',
+      met: answeredAfterStormMaxS <= 15 && unanswered === 0,
+      value: `max ${answeredAfterStormMaxS} s${unanswered === 0 ? '' : `, ${unanswered} never answered`}; ${failedAfterStorm} asks failed after the storm`,
+    });
+  }
   return { ...result, goals };
 }
 
@@ -458,7 +512,8 @@ export function renderFleet(result: FleetResult): string {
   const lines = [
     `fleet: ${o.clients} processes × ${o.names} names, quota ${o.budget} DiscoverInstances/s (bursts ${2 * o.budget}), ` +
       `${3 * o.budget} DiscoverInstancesRevision/s; services ${o.healthChecks ? 'with' : 'without'} health checks; ` +
-      `start within ${o.startS} s; phases ${o.warmupS}+${o.steadyS}+${o.stormS}+${o.recoveryS} s`,
+      `start within ${o.startS} s; phases ${o.warmupS}+${o.steadyS}+${o.stormS}+${o.recoveryS} s` +
+      `${o.newNames ? '; every task starts using a new name in the storm' : ''}`,
     '',
     plotText(result.seconds, 'discover', o.budget, 'DiscoverInstances calls/s'),
     plotText(result.seconds, 'revision', 3 * o.budget, 'DiscoverInstancesRevision calls/s'),
@@ -467,6 +522,12 @@ export function renderFleet(result: FleetResult): string {
     `peak second        DiscoverInstances ${result.peak.discover}, Revision ${result.peak.revision}`,
     `storm mean         DiscoverInstances ${result.storm.meanDiscover}/s, Revision ${result.storm.meanRevision}/s`,
     `asks               ${result.asks}, failed ${result.failedAsks} ${JSON.stringify(result.failures)} by phase ${JSON.stringify(result.failuresByPhase)}`,
+    ...(result.newNames === undefined
+      ? []
+      : [
+          `new names          ${result.newNames.asks} asks, failed ${result.newNames.failedInStorm} in the storm, ${result.newNames.failedAfterStorm} after; ` +
+            `every task's answered within ${result.newNames.answeredAfterStormMaxS} s after the storm`,
+        ]),
     `changes seen by every client (max / p99 s; max not counting the storm; client×change never seen):`,
     ...(['warmup', 'steady', 'storm', 'recovery'] as const).map((p) => {
       const v = result.visibility[p];

@@ -41,12 +41,14 @@ function parseArgs(argv: string[]): {
   rounds: number | undefined;
   healthChecks: boolean;
   startAtOnce: boolean;
+  newNames: boolean;
 } {
   let quick = false;
   let out = here;
   let only: 'throughput' | 'fleet' | 'requests' | 'cache' | undefined;
   let healthChecks = false;
   let startAtOnce = false;
+  let newNames = false;
   let rounds: number | undefined;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -63,12 +65,14 @@ function parseArgs(argv: string[]): {
       healthChecks = true;
     } else if (arg === '--start-at-once') {
       startAtOnce = true;
+    } else if (arg === '--new-names') {
+      newNames = true;
     } else if (arg === '--rounds' || arg.startsWith('--rounds=')) {
       rounds = Number(arg === '--rounds' ? argv[++i] : arg.slice('--rounds='.length));
       if (!Number.isInteger(rounds) || rounds < 1) throw new Error('--rounds needs a positive integer');
-    } else throw new Error(`unknown argument ${arg}: use --quick, --out DIR, --only throughput|fleet|requests|cache, --rounds N, --health-checks and/or --start-at-once`);
+    } else throw new Error(`unknown argument ${arg}: use --quick, --out DIR, --only throughput|fleet|requests|cache, --rounds N, --health-checks, --start-at-once and/or --new-names`);
   }
-  return { quick, out, only, rounds, healthChecks, startAtOnce };
+  return { quick, out, only, rounds, healthChecks, startAtOnce, newNames };
 }
 
 function version(path: string): string {
@@ -147,10 +151,10 @@ function unwrap<T>(value: unknown): T {
 }
 
 async function main(): Promise<void> {
-  const { quick, out, only, rounds, healthChecks, startAtOnce } = parseArgs(process.argv.slice(2));
+  const { quick, out, only, rounds, healthChecks, startAtOnce, newNames } = parseArgs(process.argv.slice(2));
   const sizes = { ...(quick ? QUICK : FULL), ...(rounds === undefined ? {} : { rounds }) };
   if (only === 'throughput') return throughputOnly(sizes);
-  if (only === 'fleet') return fleetOnly(quick, out, healthChecks, startAtOnce);
+  if (only === 'fleet') return fleetOnly(quick, out, healthChecks, startAtOnce, newNames);
   if (only === 'requests') return requestsOnly(sizes, out);
   if (only === 'cache') return cacheOnly(sizes);
   const started = Date.now();
@@ -314,11 +318,11 @@ async function throughputOnly(sizes: typeof FULL): Promise<void> {
 }
 
 /** `--only fleet`: the fleet simulation (bench/fleet.ts); writes DIR/fleet[-health].json and .svg. */
-async function fleetOnly(quick: boolean, out: string, healthChecks: boolean, startAtOnce: boolean): Promise<void> {
-  const options = { ...(quick ? FLEET_QUICK : FLEET_FULL), healthChecks, say, ...(startAtOnce && { startS: 2 }) };
+async function fleetOnly(quick: boolean, out: string, healthChecks: boolean, startAtOnce: boolean, newNames: boolean): Promise<void> {
+  const options = { ...(quick ? FLEET_QUICK : FLEET_FULL), healthChecks, newNames, say, ...(startAtOnce && { startS: 2 }) };
   say(`fleet simulation: ${options.clients} processes × ${options.names} names${healthChecks ? ', services with health checks' : ''}`);
   const result = await runFleet(options);
-  const base = join(out, `fleet${healthChecks ? '-health' : ''}${startAtOnce ? '-at-once' : ''}`);
+  const base = join(out, `fleet${healthChecks ? '-health' : ''}${startAtOnce ? '-at-once' : ''}${newNames ? '-new-names' : ''}`);
   mkdirSync(out, { recursive: true });
   writeFileSync(`${base}.json`, `${JSON.stringify(result, null, 2)}\n`);
   writeFileSync(`${base}.svg`, plotSvg(result));
