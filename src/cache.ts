@@ -19,11 +19,11 @@
  * read it, so a burst of more cold names than `maxNames` fails none of them (the cache shrinks
  * back to the bound afterwards).
  */
-import { channel } from 'node:diagnostics_channel';
 import { setMaxListeners } from 'node:events';
 import { LRUCache } from 'lru-cache';
 import { AddressPolicy, refusePort } from './address-policy.ts';
 import type { Clock } from './clock.ts';
+import { channels, type SkippedInstanceMessage } from './diagnostics.ts';
 import { DeadlineQueue, type Deadline } from './deadlines.ts';
 import { NoInstancesError, NotFoundError, ResolveError, SignpostError } from './errors.ts';
 import { instanceKey, sameInstances } from './instance.ts';
@@ -112,20 +112,7 @@ function byPriorityThenKey(a: Instance, b: Instance): number {
   return ka < kb ? -1 : ka > kb ? 1 : 0;
 }
 
-const resolveChannel = channel('signpost:resolve:done');
-const resolveErrorChannel = channel('signpost:resolve:error');
-const staleChannel = channel('signpost:resolve:stale');
-const skippedChannel = channel('signpost:resolve:skipped-instance');
-
-/** The message of `signpost:resolve:skipped-instance`: an instance the answer had, left out. */
-export interface SkippedInstanceMessage {
-  readonly name: string;
-  readonly id: string;
-  readonly address: string;
-  readonly port: number | undefined;
-  /** Why: `link-local (...)`, `a multicast address`, `port 0 is not ...`. */
-  readonly reason: string;
-}
+const { resolveDone: resolveChannel, resolveError: resolveErrorChannel, resolveStale: staleChannel, skippedInstance: skippedChannel } = channels;
 
 /** Fields of an entry the rest of signpost reads. */
 export class CacheEntry implements Deadline {

@@ -5,11 +5,11 @@
  * or `fallback` alias) and a balancer over their instances. Views are rebuilt when an entry's
  * set changes, so `pickSync` is one Map lookup and one synchronous `pick`.
  */
-import { channel } from 'node:diagnostics_channel';
 import { AddressPolicy, validateAddressOptions } from './address-policy.ts';
 import { CacheEntry, ResolutionCache, validateCacheOptions } from './cache.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { CallbackReporter, containBalancerFactory, containClock } from './contain.ts';
+import { channels } from './diagnostics.ts';
 import {
   ClosedError,
   InvalidArgumentError,
@@ -43,7 +43,7 @@ import {
   isHostname,
 } from './validate.ts';
 
-const aliasChannel = channel('signpost:alias:use');
+const aliasChannel = channels.aliasUse;
 
 /** A change of the instances served for one resolved name. */
 export interface InstancesChange {

@@ -5,8 +5,8 @@
  * as it answers, or when its ejection time ends. The balancers of every service that has the
  * instance are told, so they rebuild.
  */
-import { channel } from 'node:diagnostics_channel';
 import type { Clock, ClockTimer } from './clock.ts';
+import { channels, type EjectMessage, type ReturnMessage } from './diagnostics.ts';
 import { instanceKey } from './instance.ts';
 import type { EjectionOptions, FailurePercentageOptions, ProbeOptions } from './options.ts';
 import type { Instance } from './types.ts';
@@ -49,29 +49,7 @@ export type HealthEvent = 'eject' | 'return';
 
 export type HealthListener = (state: InstanceHealth, event: HealthEvent) => void;
 
-/** The message of `signpost:health:eject`. */
-export interface EjectMessage {
-  /** The instance key (`address:port`). */
-  readonly key: string;
-  /** The failure that tipped the instance over. */
-  readonly kind: FailureKind;
-  /** How many times in a row the instance has been ejected, this one included. */
-  readonly ejections: number;
-  /** How long this ejection lasts at most, in milliseconds (a probe may end it sooner). */
-  readonly ejectionTime: number;
-  /** What tipped it over. */
-  readonly reason: EjectionReason;
-}
-
-/** The message of `signpost:health:return`. */
-export interface ReturnMessage {
-  readonly key: string;
-  /** `probe`: a probe got an answer; `timer`: the ejection time ended. */
-  readonly by: 'probe' | 'timer';
-}
-
-const ejectChannel = channel('signpost:health:eject');
-const returnChannel = channel('signpost:health:return');
+const { healthEject: ejectChannel, healthReturn: returnChannel } = channels;
 
 export { instanceKey };
 

@@ -15,15 +15,11 @@ export {
   type DiscoveryInterceptor,
   type DiscoveryInterceptorOptions,
   type InstanceStats,
-  type PickMessage,
-  type PoolCloseMessage,
-  type PoolCreateMessage,
   type PoolOptions,
   type RetryBudgetOptions,
-  type RetryMessage,
   type RetryOptions,
-  type StallMessage,
 } from './agent/index.ts';
 export type { HealthTracker, HealthStats, InstanceHealth, InstanceHealthStats, FailureKind } from './health.ts';
 export { instanceKey } from './instance.ts';
-export type { CloudMapCallEvent, CloudMapRetryEvent, CloudMapSkippedEvent, CloudMapThrottledEvent } from './resolvers/cloudmap.ts';
+export { channels } from './diagnostics.ts';
+export type * from './diagnostics.ts';

@@ -6,7 +6,7 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { systemClock, type Clock } from '../src/clock.ts';
-import type { CallbackErrorMessage } from '../src/contain.ts';
+import type { CallbackErrorMessage } from '../src/diagnostics.ts';
 import { Discovery } from '../src/discovery.ts';
 import type { DiscoveryOptions } from '../src/options.ts';
 import type { Balancer, Instance } from '../src/types.ts';

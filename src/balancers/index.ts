@@ -14,7 +14,7 @@ import { WeightedBalancer } from './weighted.ts';
 import { ZoneAffinityBalancer } from './zone-affinity.ts';
 
 export { LeastRequestBalancer, type Load } from './least-request.ts';
-export { OutlierBalancer, OutlierFilter, type PanicMessage } from './outlier.ts';
+export { OutlierBalancer, OutlierFilter } from './outlier.ts';
 export { lowestPriority } from './priority.ts';
 export { RoundRobinBalancer } from './round-robin.ts';
 export { WeightedBalancer, ZERO_WEIGHT_SHARE, type WeightedBalancerOptions } from './weighted.ts';

@@ -4,11 +4,11 @@
  * servers (`servers.ts`), CNAME chains followed with owner-name checks, and the system's
  * resolv.conf semantics when no servers are given (`resolv-conf.ts`).
  */
-import { channel } from 'node:diagnostics_channel';
 import { getServers } from 'node:dns';
 import { setMaxListeners } from 'node:events';
 import { isIP } from 'node:net';
 import type { Answer, OptAnswer, RecordType, SoaData } from 'dns-packet';
+import { channels } from '../diagnostics.ts';
 import { ClosedError, NotFoundError, ResolveError } from '../errors.ts';
 import type { DnsOptions } from '../options.ts';
 import { checkDuration, checkHostname, checkInteger, checkKeys, checkObject, checkString, invalid } from '../validate.ts';
@@ -197,11 +197,7 @@ export function dnsSettings(options: DnsOptions = {}): DnsSettings {
   };
 }
 
-/**
- * `{ name, type, server, reason }` for every packet the wire client did not accept (wrong ID,
- * wrong question, undecodable, from another port): a steady stream suggests spoofing attempts.
- */
-export const ignoredResponseChannel = channel('signpost:dns:ignored-response');
+const ignoredResponseChannel = channels.dnsIgnoredResponse;
 
 const FAMILY_TYPE = { 4: 'A', 6: 'AAAA' } as const;
 

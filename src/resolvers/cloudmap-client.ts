@@ -8,7 +8,6 @@
  * file turns failures into SignpostErrors that name the service, the region and what to check,
  * and never carry a credential.
  */
-import { channel } from 'node:diagnostics_channel';
 import type {
   DiscoverInstancesRequest,
   DiscoverInstancesResponse,
@@ -16,6 +15,7 @@ import type {
 } from '@aws-sdk/client-servicediscovery';
 import type { FinalizeHandler, MetadataBearer } from '@smithy/types';
 import { systemClock, type Clock } from '../clock.ts';
+import { channels, type CloudMapCallEvent, type CloudMapOperation, type CloudMapRetryEvent, type CloudMapThrottledEvent } from '../diagnostics.ts';
 import { ClosedError, InvalidArgumentError, NotFoundError, ResolveError, type SignpostError } from '../errors.ts';
 import type { CloudMapHealthStatus, CloudMapOptions } from '../options.ts';
 import {
@@ -161,48 +161,9 @@ export interface DiscoverInstancesInput {
   optionalParameters?: Record<string, string> | undefined;
 }
 
-type Operation = 'DiscoverInstances' | 'DiscoverInstancesRevision';
+type Operation = CloudMapOperation;
 
-/** Published on `signpost:cloudmap:call` before every attempt of a call (after its budget wait). */
-export interface CloudMapCallEvent {
-  operation: Operation;
-  namespace: string;
-  service: string;
-  /** 1 for the first attempt. */
-  attempt: number;
-}
-
-/** Published on `signpost:cloudmap:retry` when the SDK retries a failed attempt (as the retry starts). */
-export interface CloudMapRetryEvent {
-  operation: Operation;
-  namespace: string;
-  service: string;
-  /** The failed attempt (1 for the first). */
-  attempt: number;
-  /** Attempts the SDK may still make after this retry's. */
-  retriesLeft: number;
-  /** How long the retry waited (the SDK's backoff, then the budget), in milliseconds. */
-  delay: number;
-  /** The AWS error name (`RequestLimitExceeded`) or network error code; never request details. */
-  error: string;
-  /** The HTTP status of the failed attempt, when there was a response. */
-  statusCode: number | undefined;
-}
-
-/** Published on `signpost:cloudmap:throttled` when throttling cuts this client's call rate. */
-export interface CloudMapThrottledEvent {
-  operation: Operation;
-  namespace: string;
-  service: string;
-  /** The calls per second this client now sends at most. */
-  rate: number;
-  /** The factor the poll interval is now stretched by. */
-  stretch: number;
-}
-
-const callChannel = channel('signpost:cloudmap:call');
-const retryChannel = channel('signpost:cloudmap:retry');
-const throttledChannel = channel('signpost:cloudmap:throttled');
+const { cloudMapCall: callChannel, cloudMapRetry: retryChannel, cloudMapThrottled: throttledChannel } = channels;
 
 type Sdk = typeof import('@aws-sdk/client-servicediscovery');
 type Retry = typeof import('@smithy/core/retry');

@@ -3,22 +3,16 @@
  * DiscoverInstancesRevision first when the cache hands back an earlier answer of a service
  * without health checks.
  */
-import { channel } from 'node:diagnostics_channel';
 import { isIP } from 'node:net';
 import type { HttpInstanceSummary } from '@aws-sdk/client-servicediscovery';
+import { channels, type CloudMapSkippedEvent } from '../diagnostics.ts';
 import { NotFoundError, ResolveError, SignpostError } from '../errors.ts';
 import type { CloudMapHealthStatus } from '../options.ts';
 import type { Instance, Resolution, ResolveContext, Resolver } from '../types.ts';
 import { checkHostname, checkKeys, checkObject, checkOneOf, checkPort, checkString, invalid } from '../validate.ts';
 import { checkAccountId, CLOUD_MAP_HEALTH_STATUSES, type CloudMapClient, type CloudMapTarget } from './cloudmap-client.ts';
 
-export {
-  CloudMapClient,
-  validateCloudMapOptions,
-  type CloudMapCallEvent,
-  type CloudMapRetryEvent,
-  type CloudMapThrottledEvent,
-} from './cloudmap-client.ts';
+export { CloudMapClient, validateCloudMapOptions } from './cloudmap-client.ts';
 
 /** What one Cloud Map resolver looks up; every field is optional (see {@link CloudMapResolver}). */
 export interface CloudMapResolverConfig {
@@ -72,16 +66,7 @@ interface NameAnswer {
   readonly expiresAt: number;
 }
 
-/** Published on `signpost:cloudmap:instance-skipped` for an instance that cannot be used. */
-export interface CloudMapSkippedEvent {
-  hostname: string;
-  namespace: string;
-  service: string;
-  instanceId: string | undefined;
-  reason: string;
-}
-
-const skippedChannel = channel('signpost:cloudmap:instance-skipped');
+const skippedChannel = channels.cloudMapInstanceSkipped;
 
 /** Attributes Cloud Map (and ECS) define that become fields of the Instance. */
 const IPV4 = 'AWS_INSTANCE_IPV4';

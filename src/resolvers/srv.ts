@@ -6,9 +6,9 @@
  * (the server had space and gave none of that family: there is none); a full answer may have been
  * trimmed silently, so a family missing from it is asked for. Stateless; the cache owns caching.
  */
-import { channel } from 'node:diagnostics_channel';
 import { isIP } from 'node:net';
 import type { SrvData } from 'dns-packet';
+import { channels } from '../diagnostics.ts';
 import { DnsClient, MAX_CNAME_HOPS, negativeTtl, type AddressLookup, type AddressRecord } from '../dns/client.ts';
 import { normalizeName, type WireResponse } from '../dns/wire.ts';
 import { InvalidArgumentError, NotFoundError, ResolveError, SignpostError } from '../errors.ts';
@@ -26,11 +26,7 @@ export interface SrvResolverConfig {
   srv?: string | ((name: string) => string);
 }
 
-/**
- * `{ name, srv, target, port, reason, error? }` for each SRV target left out because it has no
- * address (or its lookup failed while others succeeded).
- */
-export const skippedTargetChannel = channel('signpost:dns:skipped-target');
+const skippedTargetChannel = channels.dnsSkippedTarget;
 
 interface SrvRecord {
   readonly target: string;

@@ -17,10 +17,8 @@ import {
   validateCloudMapResolverConfig,
   type AddressLookup,
   type CloudMapResolverConfig,
-  type CloudMapRetryEvent,
-  type CloudMapSkippedEvent,
-  type CloudMapThrottledEvent,
 } from '../../src/resolvers/cloudmap.ts';
+import type { CloudMapRetryEvent, CloudMapSkippedEvent, CloudMapThrottledEvent } from '../../src/diagnostics.ts';
 import type { Resolution } from '../../src/types.ts';
 import { FakeCloudMap, TEST_ACCOUNT, TEST_CREDENTIALS, TEST_REGION, type FakeInstance } from '../support/fake-cloudmap.ts';
 import { FakeClock } from '../support/fake-clock.ts';
