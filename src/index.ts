@@ -1,6 +1,15 @@
 // First: on an unsupported Node it throws a clear error before undici is evaluated.
 import './assert-node.ts';
-export * from './errors.ts';
+export {
+  ClosedError,
+  InvalidArgumentError,
+  NoInstancesError,
+  NotFoundError,
+  ResolveError,
+  SignpostError,
+  type SignpostErrorCode,
+  type SignpostErrorOptions,
+} from './errors.ts';
 export type * from './types.ts';
 export type * from './options.ts';
 export type { Clock, ClockTimer } from './clock.ts';

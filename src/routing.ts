@@ -9,10 +9,13 @@ import type { Resolver } from './types.ts';
 import { checkHostname, checkKeys, checkObject, checkOneOf, invalid } from './validate.ts';
 import { InvalidArgumentError } from './errors.ts';
 
-/** Lower-case, without a trailing dot: the form every map in signpost is keyed by. */
-export function normalizeName(host: string): string {
-  const lower = host.toLowerCase();
-  return lower.endsWith('.') ? lower.slice(0, -1) : lower;
+/**
+ * Lower-case, without a trailing dot: the one form names are compared and keyed in, everywhere in
+ * signpost (routes, the cache, DNS answers). The root, `"."`, stays `"."`.
+ */
+export function normalizeName(name: string): string {
+  const lower = name.toLowerCase();
+  return lower.length > 1 && lower.endsWith('.') ? lower.slice(0, -1) : lower;
 }
 
 export function isIpLiteral(host: string): boolean {

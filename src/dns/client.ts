@@ -11,6 +11,7 @@ import type { Answer, OptAnswer, RecordType, SoaData } from 'dns-packet';
 import { channels } from '../diagnostics.ts';
 import { ClosedError, NotFoundError, ResolveError } from '../errors.ts';
 import type { DnsOptions } from '../options.ts';
+import { normalizeName } from '../routing.ts';
 import { checkDuration, checkHostname, checkInteger, checkKeys, checkObject, checkString, invalid } from '../validate.ts';
 import { MAX_NDOTS, RESOLV_CONF_PATH, readResolvConf } from './resolv-conf.ts';
 import { ServerSet } from './servers.ts';
@@ -20,7 +21,6 @@ import {
   EDE_STALE_NXDOMAIN,
   exchange,
   ExchangeError,
-  normalizeName,
   type WireQuestion,
   type WireResponse,
 } from './wire.ts';

@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { NotFoundError } from '../errors.ts';
 import type { DnsOptions } from '../options.ts';
+import { normalizeName } from '../routing.ts';
 import type { Resolution, ResolveContext, Resolver } from '../types.ts';
 import { isHostname } from '../validate.ts';
 import { dnsSettings, isRefused } from './client.ts';
@@ -40,7 +41,7 @@ export function readHostsFile(path: string = HOSTS_PATH): Set<string> {
   for (const line of text.split('\n')) {
     const [address, ...aliases] = (line.split('#', 1)[0] ?? '').trim().split(/\s+/);
     if (address === undefined || address === '' || isIP(address) === 0) continue;
-    for (const alias of aliases) names.add(alias.toLowerCase().replace(/\.$/, ''));
+    for (const alias of aliases) names.add(normalizeName(alias));
   }
   return names;
 }

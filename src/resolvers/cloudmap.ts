@@ -8,6 +8,7 @@ import type { HttpInstanceSummary } from '@aws-sdk/client-servicediscovery';
 import { channels, type CloudMapSkippedEvent } from '../diagnostics.ts';
 import { NotFoundError, ResolveError, SignpostError } from '../errors.ts';
 import type { CloudMapHealthStatus } from '../options.ts';
+import { normalizeName } from '../routing.ts';
 import type { Instance, Resolution, ResolveContext, Resolver } from '../types.ts';
 import { checkHostname, checkKeys, checkObject, checkOneOf, checkPort, checkString, invalid } from '../validate.ts';
 import { checkAccountId, CLOUD_MAP_HEALTH_STATUSES, type CloudMapClient, type CloudMapTarget } from './cloudmap-client.ts';
@@ -332,7 +333,7 @@ export class CloudMapResolver implements Resolver {
         return this.#skip(summary, target, `${attributes[ALIAS] === undefined ? CNAME : ALIAS} ${JSON.stringify(dnsName)} is not a DNS name`);
       }
       if (this.#portOf(summary, target) === null) return undefined;
-      return bare.toLowerCase();
+      return normalizeName(bare);
     }
     return this.#skip(
       summary,
