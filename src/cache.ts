@@ -23,7 +23,7 @@ import { setMaxListeners } from 'node:events';
 import { LRUCache } from 'lru-cache';
 import { AddressPolicy, refusePort } from './address-policy.ts';
 import type { Clock } from './clock.ts';
-import { channels, type SkippedInstanceMessage } from './diagnostics.ts';
+import { channels, type ResolveDoneMessage, type ResolveErrorMessage, type SkippedInstanceMessage } from './diagnostics.ts';
 import { DeadlineQueue, type Deadline } from './deadlines.ts';
 import { NoInstancesError, NotFoundError, ResolveError, SignpostError } from './errors.ts';
 import { instanceKey, sameInstances } from './instance.ts';
@@ -60,7 +60,7 @@ export function jitter(ms: number): number {
 
 export type CacheSettings = Required<CacheOptions>;
 
-export function validateCacheOptions(value: unknown, path = 'cache'): CacheSettings {
+export function parseCacheOptions(value: unknown, path = 'cache'): CacheSettings {
   checkObject(path, value);
   checkKeys(path, value, ['minTtl', 'maxTtl', 'staleTtl', 'negativeTtl', 'maxNames', 'refreshAhead']);
   const v = value as CacheOptions;
@@ -167,6 +167,10 @@ export interface CacheHooks {
   onEvict(entry: CacheEntry): void;
   /** Post-processing of a fresh answer (zones from subnets): returns a new array. */
   mapInstances?(instances: readonly Instance[]): readonly Instance[];
+  /** Every answer from the registry (what `signpost:resolve:done` publishes). */
+  onAnswer?(message: ResolveDoneMessage): void;
+  /** Every failed query (what `signpost:resolve:error` publishes). */
+  onError?(message: ResolveErrorMessage): void;
 }
 
 export class ResolutionCache {
@@ -314,7 +318,7 @@ export class ResolutionCache {
     if (entry.inflight) return entry.inflight;
     if (entry.evicted) return Promise.resolve();
     this.queries++;
-    const started = resolveChannel.hasSubscribers ? this.#clock.now() : 0;
+    const started = resolveChannel.hasSubscribers || this.#hooks.onAnswer !== undefined ? this.#clock.now() : 0;
     let promise: Promise<Resolution>;
     try {
       promise = Promise.resolve(
@@ -358,21 +362,20 @@ export class ResolutionCache {
     }
     const refused: string[] = [];
     const instances = this.#admit(entry.name, resolution.instances, refused);
-    if (resolveChannel.hasSubscribers) {
-      resolveChannel.publish({
-        name: entry.name,
-        instances,
-        ttl: resolution.ttl,
-        duration: this.#clock.now() - started,
-      });
+    if (resolveChannel.hasSubscribers || this.#hooks.onAnswer !== undefined) {
+      const message: ResolveDoneMessage = { name: entry.name, instances, ttl: resolution.ttl, duration: this.#clock.now() - started };
+      if (resolveChannel.hasSubscribers) resolveChannel.publish(message);
+      this.#hooks.onAnswer?.(message);
     }
     if (instances.length === 0) {
       this.#negative(
         entry,
         refused.length === 0
           ? new NoInstancesError(
-              `${entry.name} exists but has no instances: check that its tasks/pods are running, ` +
-                'registered and passing health checks',
+              typeof resolution.why === 'string'
+                ? `${entry.name} exists but has no instances: ${resolution.why}`
+                : `${entry.name} exists but has no instances: check that its tasks/pods are running, ` +
+                    'registered and passing health checks',
               { hostname: entry.name },
             )
           : new NoInstancesError(
@@ -574,8 +577,10 @@ export class ResolutionCache {
             { hostname: entry.name, cause },
           ),
     );
-    if (resolveErrorChannel.hasSubscribers) {
-      resolveErrorChannel.publish({ name: entry.name, error, serving: entry.instances.length });
+    if (resolveErrorChannel.hasSubscribers || this.#hooks.onError !== undefined) {
+      const message: ResolveErrorMessage = { name: entry.name, error, serving: entry.instances.length };
+      if (resolveErrorChannel.hasSubscribers) resolveErrorChannel.publish(message);
+      this.#hooks.onError?.(message);
     }
     if (error instanceof NotFoundError) {
       this.#negative(entry, error);

@@ -82,7 +82,7 @@ export interface AliasUseMessage {
 export type CallbackKind =
   | 'onChange listener'
   | 'onError listener'
-  | 'onAnswer listener'
+  | 'onResolve listener'
   | 'balancer factory'
   | 'balancer.update'
   | 'balancer.pick'

@@ -138,7 +138,8 @@ export interface HealthGroup {
   close(): void;
 }
 
-interface ResolvedEjectionOptions {
+/** The `ejection` option with its defaults applied: what {@link HealthTracker} runs on. */
+export interface EjectionSettings {
   readonly enabled: boolean;
   readonly consecutiveConnectFailures: number;
   readonly consecutiveFailures: number;
@@ -198,9 +199,42 @@ const EJECTION_KEYS = [
   'stallTimeout',
 ] as const;
 
-/** Throws InvalidArgumentError for a bad `ejection` option. */
-export function validateEjectionOptions(ejection: unknown): asserts ejection is EjectionOptions | false | undefined {
-  if (ejection === undefined || ejection === false) return;
+/**
+ * Checks the `ejection` option and applies its defaults; throws InvalidArgumentError
+ * (SIGNPOST_ERR_INVALID_ARG) naming the bad value.
+ */
+export function parseEjectionOptions(value: unknown): EjectionSettings {
+  if (value !== undefined && value !== false) checkEjection(value);
+  const o = (value || {}) as EjectionOptions;
+  return Object.freeze({
+    enabled: value !== false,
+    consecutiveConnectFailures: o.consecutiveConnectFailures ?? DEFAULT_CONSECUTIVE_CONNECT_FAILURES,
+    consecutiveFailures: o.consecutiveFailures ?? DEFAULT_CONSECUTIVE_FAILURES,
+    baseEjectionTime: o.baseEjectionTime ?? DEFAULT_BASE_EJECTION_TIME_MS,
+    maxEjectionTime: o.maxEjectionTime ?? DEFAULT_MAX_EJECTION_TIME_MS,
+    maxEjectedPercent: o.maxEjectedPercent ?? DEFAULT_MAX_EJECTED_PERCENT,
+    panicThreshold: o.panicThreshold ?? DEFAULT_PANIC_THRESHOLD_PERCENT,
+    failurePercentage:
+      o.failurePercentage === false
+        ? false
+        : {
+            threshold: o.failurePercentage?.threshold ?? DEFAULT_FAILURE_PERCENTAGE_THRESHOLD,
+            minRequests: o.failurePercentage?.minRequests ?? DEFAULT_FAILURE_PERCENTAGE_MIN_REQUESTS,
+            interval: o.failurePercentage?.interval ?? DEFAULT_FAILURE_PERCENTAGE_INTERVAL_MS,
+          },
+    probe:
+      o.probe === false
+        ? false
+        : {
+            interval: o.probe?.interval ?? DEFAULT_PROBE_INTERVAL_MS,
+            timeout: o.probe?.timeout ?? DEFAULT_PROBE_TIMEOUT_MS,
+            path: o.probe?.path,
+          },
+    stallTimeout: o.stallTimeout ?? DEFAULT_STALL_TIMEOUT_MS,
+  });
+}
+
+function checkEjection(ejection: unknown): void {
   checkObject('ejection', ejection);
   checkKeys('ejection', ejection, EJECTION_KEYS);
   const o = ejection;
@@ -255,7 +289,7 @@ export function validateEjectionOptions(ejection: unknown): asserts ejection is 
  * It returns after `baseEjectionTime × ejections` (at most `maxEjectionTime`).
  */
 export class HealthTracker {
-  readonly #options: ResolvedEjectionOptions;
+  readonly #options: EjectionSettings;
   readonly #clock: Clock;
   readonly #states = new Map<string, InstanceHealth>();
   readonly #listeners = new Set<HealthListener>();
@@ -264,35 +298,8 @@ export class HealthTracker {
   #refusedEjections = 0;
   #closed = false;
 
-  constructor(options: EjectionOptions | false | undefined, clock: Clock) {
-    validateEjectionOptions(options);
-    const o = options || {};
-    this.#options = {
-      enabled: options !== false,
-      consecutiveConnectFailures: o.consecutiveConnectFailures ?? DEFAULT_CONSECUTIVE_CONNECT_FAILURES,
-      consecutiveFailures: o.consecutiveFailures ?? DEFAULT_CONSECUTIVE_FAILURES,
-      baseEjectionTime: o.baseEjectionTime ?? DEFAULT_BASE_EJECTION_TIME_MS,
-      maxEjectionTime: o.maxEjectionTime ?? DEFAULT_MAX_EJECTION_TIME_MS,
-      maxEjectedPercent: o.maxEjectedPercent ?? DEFAULT_MAX_EJECTED_PERCENT,
-      panicThreshold: o.panicThreshold ?? DEFAULT_PANIC_THRESHOLD_PERCENT,
-      failurePercentage:
-        o.failurePercentage === false
-          ? false
-          : {
-              threshold: o.failurePercentage?.threshold ?? DEFAULT_FAILURE_PERCENTAGE_THRESHOLD,
-              minRequests: o.failurePercentage?.minRequests ?? DEFAULT_FAILURE_PERCENTAGE_MIN_REQUESTS,
-              interval: o.failurePercentage?.interval ?? DEFAULT_FAILURE_PERCENTAGE_INTERVAL_MS,
-            },
-      probe:
-        o.probe === false
-          ? false
-          : {
-              interval: o.probe?.interval ?? DEFAULT_PROBE_INTERVAL_MS,
-              timeout: o.probe?.timeout ?? DEFAULT_PROBE_TIMEOUT_MS,
-              path: o.probe?.path,
-            },
-      stallTimeout: o.stallTimeout ?? DEFAULT_STALL_TIMEOUT_MS,
-    };
+  constructor(settings: EjectionSettings, clock: Clock) {
+    this.#options = settings;
     this.#clock = clock;
   }
 

@@ -10,10 +10,10 @@ export {
   type SignpostErrorCode,
   type SignpostErrorOptions,
 } from './errors.ts';
-export type * from './types.ts';
+export type { Balancer, BalancerFactory, Instance } from './types.ts';
 export type * from './options.ts';
 export type { Clock, ClockTimer } from './clock.ts';
-export { Discovery, type InstancesChange } from './discovery.ts';
+export { Discovery, type DiscoveryHealth, type InstancesChange } from './discovery.ts';
 export {
   DiscoveryAgent,
   discoveryInterceptor,
@@ -28,7 +28,9 @@ export {
   type RetryBudgetOptions,
   type RetryOptions,
 } from './agent/index.ts';
-export type { HealthTracker, HealthStats, InstanceHealth, InstanceHealthStats, FailureKind } from './health.ts';
+export type { HealthStats, InstanceHealthStats, FailureKind } from './health.ts';
+// The former name of the type of `discovery.health`, now a read-only view.
+export type { DiscoveryHealth as HealthTracker } from './discovery.ts';
 export { instanceKey } from './instance.ts';
 export { channels } from './diagnostics.ts';
 export type * from './diagnostics.ts';

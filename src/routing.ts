@@ -100,7 +100,13 @@ export class Aliases {
   }
 }
 
-export function validateAliases(value: unknown, path = 'aliases'): void {
+/** Checks the `aliases` option (throws InvalidArgumentError, SIGNPOST_ERR_INVALID_ARG) and builds them. */
+export function parseAliases(value: unknown = {}, path = 'aliases'): Aliases {
+  checkAliases(value, path);
+  return new Aliases(value);
+}
+
+function checkAliases(value: unknown, path: string): asserts value is Record<string, AliasConfig | string> {
   checkObject(path, value);
   const names = new Set(Object.keys(value).map(normalizeName));
   for (const [from, config] of Object.entries(value)) {

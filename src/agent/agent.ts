@@ -9,7 +9,7 @@
  */
 import type { EventEmitter } from 'node:events';
 import { Agent, Dispatcher, errors } from 'undici';
-import { Discovery, type InstancesChange } from '../discovery.ts';
+import { Discovery, discoveryHealth, type InstancesChange } from '../discovery.ts';
 import { InvalidArgumentError } from '../errors.ts';
 import { instanceKey } from '../instance.ts';
 import type { DiscoveryOptions } from '../options.ts';
@@ -110,7 +110,7 @@ export class DiscoveryAgent extends Dispatcher {
       });
     }
     this.#unsubscribe = this.#discovery.onChange((change) => this.#instancesChanged(change));
-    const unprobe = this.#discovery.health.setProber(
+    const unprobe = discoveryHealth(this.#discovery).setProber(
       instanceProber(new WeakRef(this.#router), (endpoint, opts) =>
         getThrough((o, h) => this.#pools.get(endpoint, endpoint.https ? endpoint.target.name : undefined, false).pool.dispatch(o, h))(endpoint, opts),
       ),

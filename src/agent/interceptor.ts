@@ -9,7 +9,7 @@
  * `new Agent().compose(discoveryInterceptor({ discovery }), interceptors.retry(), interceptors.redirect())`.
  */
 import type { Dispatcher } from 'undici';
-import { Discovery } from '../discovery.ts';
+import { Discovery, discoveryHealth } from '../discovery.ts';
 import { InvalidArgumentError } from '../errors.ts';
 import { checkKeys, checkObject, invalid } from '../validate.ts';
 import { dnsAroundSignpost, hostHeaderOf, isIpOrigin, rewrittenOrigin } from './compose.ts';
@@ -42,7 +42,7 @@ export function discoveryInterceptor(options: DiscoveryInterceptorOptions): Disc
   const router = new RequestRouter(options.discovery, retryPolicy(options.retry));
   // Ejected instances are probed through the dispatcher the interceptor was last composed into.
   let probeDispatch: Dispatcher.Dispatch | undefined;
-  const unprobe = options.discovery.health.setProber(
+  const unprobe = discoveryHealth(options.discovery).setProber(
     instanceProber(new WeakRef(router), (endpoint, opts) =>
       probeDispatch === undefined ? Promise.reject(new Error('not composed')) : getThrough(probeDispatch)(endpoint, opts),
     ),

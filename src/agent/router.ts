@@ -5,7 +5,7 @@
  */
 import type { Dispatcher } from 'undici';
 import { channels, type StallMessage } from '../diagnostics.ts';
-import type { Discovery, InstancesChange } from '../discovery.ts';
+import { discoveryHealth, type Discovery, type InstancesChange } from '../discovery.ts';
 import { instanceKey } from '../instance.ts';
 import type { Instance } from '../types.ts';
 import { Counters, Endpoint, type HealthReporter, type HealthState, type Waiter } from './endpoint.ts';
@@ -118,7 +118,7 @@ export class RequestRouter {
   }
 
   get health(): HealthReporter | undefined {
-    return (this.discovery as { health?: HealthReporter }).health;
+    return discoveryHealth(this.discovery);
   }
 
   /** The target of an origin when discovery handles it; null to pass the request through. */

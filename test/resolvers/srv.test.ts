@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import type dnsPacket from 'dns-packet';
-import { DnsClient } from '../../src/dns/client.ts';
+import { DnsClient, dnsSettings } from '../../src/dns/client.ts';
+import { Discovery } from '../../src/discovery.ts';
 import { SrvResolver } from '../../src/resolvers/srv.ts';
 import { Bind9 } from '../support/bind9.ts';
 import { FaultDns, reply } from '../support/fault-dns.ts';
@@ -27,23 +28,17 @@ afterAll(() => {
   expect(unhandled).toEqual([]);
 });
 
-test('config: srv must be a DNS name or a function; the client must be a DnsClient', () => {
-  const client = new DnsClient({ servers: ['127.0.0.1'] });
-  const code = (fn: () => unknown) => {
+test('config: srv is checked where it is given, a services entry, to be a DNS name', () => {
+  const code = (srv: unknown) => {
     try {
-      fn();
+      new Discovery({ services: { 'pay.test.local': { via: 'srv', srv } as never } });
     } catch (error) {
       return (error as { code: string }).code;
     }
     return 'accepted';
   };
-  expect(code(() => new SrvResolver(client, { srv: '_http._tcp.pay.test.local' }))).toBe('accepted');
-  expect(code(() => new SrvResolver(client, { srv: (name) => `_http._tcp.${name}` }))).toBe('accepted');
-  for (const srv of ['', 'http://x', 'a..b', 42]) {
-    expect(code(() => new SrvResolver(client, { srv } as never))).toBe('SIGNPOST_ERR_INVALID_ARG');
-  }
-  expect(code(() => new SrvResolver(null as never, {}))).toBe('SIGNPOST_ERR_INVALID_ARG');
-  client.close();
+  expect(code('_http._tcp.pay.test.local')).toBe('accepted');
+  for (const srv of ['', 'http://x', 'a..b', 42, () => 'x']) expect(code(srv)).toBe('SIGNPOST_ERR_INVALID_ARG');
 });
 
 describe('against bind9', () => {
@@ -72,7 +67,7 @@ describe('against bind9', () => {
       },
       brokenZones: ['broken.local'],
     });
-    client = new DnsClient({ servers: [bind.server], timeout: TIMEOUT_MS, tries: TRIES });
+    client = new DnsClient(dnsSettings({ servers: [bind.server], timeout: TIMEOUT_MS, tries: TRIES }));
   });
   afterAll(async () => {
     client?.close();
@@ -110,8 +105,9 @@ describe('against bind9', () => {
     const error = await resolver.resolve('nope.test.local', context()).catch((e: unknown) => e);
     expect(error).toMatchObject({ code: 'SIGNPOST_ERR_NOT_FOUND' });
     expect((error as Error).message).toMatch(/nope\.test\.local/);
-    expect(await resolver.resolve('nosrv.test.local', context())).toEqual({ instances: [], ttl: 7000 });
-    expect(await resolver.resolve('dot.test.local', context())).toEqual({ instances: [], ttl: 30_000 });
+    expect(await resolver.resolve('nosrv.test.local', context())).toMatchObject({ instances: [], ttl: 7000 });
+    expect(await resolver.resolve('dot.test.local', context())).toMatchObject({ instances: [], ttl: 30_000, why: expect.stringMatching(/not available/) });
+    expect((error as Error).message).toMatch(/NXDOMAIN for SRV .*: check the SRV name/);
   });
 
   test('records added and removed with nsupdate are seen on the next resolve', async () => {
@@ -163,7 +159,7 @@ describe('against the fault responder', () => {
       if (records === undefined || records === 'NXDOMAIN') return [reply(query, { rcode: 'NXDOMAIN' })];
       return [reply(query, { answers: records.filter((r) => r.type === question?.type || r.type === 'CNAME') })];
     });
-    client = new DnsClient({ servers: [fault.server], timeout: TIMEOUT_MS, tries: TRIES });
+    client = new DnsClient(dnsSettings({ servers: [fault.server], timeout: TIMEOUT_MS, tries: TRIES }));
   });
   afterAll(async () => {
     client?.close();
