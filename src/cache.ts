@@ -229,9 +229,18 @@ export class ResolutionCache {
       case EXPIRE:
         this.#expired(entry);
         return;
-      case BACK_TO_COLD:
+      case BACK_TO_COLD: {
+        const negative = entry.state === 'negative';
         entry.state = 'cold';
+        // A negative answer still in use (the new name of a fallback alias, served by the old
+        // one meanwhile) is asked for again now, as a fresh one is at its refresh: otherwise
+        // nothing would ask while the old name serves, and its instances would never be seen.
+        if (negative && entry.used) {
+          entry.used = false;
+          void this.refresh(entry);
+        }
         return;
+      }
       case STALE_RETRY:
         if (this.#clock.now() >= entry.staleUntil) {
           this.#drop(entry);
