@@ -23,6 +23,7 @@ beforeAll(async () => {
         'cold 1 IN A 127.0.0.10',
         'live 3 IN A 127.0.0.2',
         'v6 1 IN AAAA ::1',
+        'srvonly 1 IN SRV 0 1 8080 api.test.local.',
       ].join('\n'),
     },
     brokenZones: ['broken.local'],
@@ -343,3 +344,64 @@ describe('zones', () => {
     for (let i = 0; i < 100; i++) expect(d.pickSync('api.test.local')?.address).toBe('127.0.0.3');
   });
 });
+
+describe('hooks, health and error texts', () => {
+  test('onError and onResolve tell every answer and failure of the registry, once per query; a throwing listener is contained', async () => {
+    const clock = new FakeClock();
+    const d = discovery({ clock, cache: { negativeTtl: 60_000 } });
+    const answers: Array<[string, number]> = [];
+    const errors: Array<[string, string, number]> = [];
+    d.onResolve(({ name, instances }) => answers.push([name, instances.length]));
+    const off = d.onError(({ name, error, serving }) => errors.push([name, error.code, serving]));
+    d.onError(() => {
+      throw new Error('a listener of yours');
+    });
+    await Promise.all([d.resolve('api.test.local'), d.resolve('api.test.local')]);
+    await Promise.all([1, 2, 3].map(() => d.resolve('missing.test.local').catch(() => undefined)));
+    await d.resolve('x.broken.local').catch(() => undefined);
+    expect(answers).toEqual([['api.test.local', 2]]);
+    expect(errors).toEqual([
+      ['missing.test.local', 'SIGNPOST_ERR_NOT_FOUND', 0],
+      ['x.broken.local', 'SIGNPOST_ERR_RESOLVE', 0],
+    ]);
+    // The refresh of a name in use is an answer too, changed or not (onChange tells only changes).
+    const answered = nextQuery(d, 'api.test.local');
+    await clock.run(3000);
+    await answered;
+    expect(answers).toEqual([['api.test.local', 2], ['api.test.local', 2]]);
+    off();
+    await d.resolve('y.broken.local').catch(() => undefined);
+    expect(errors).toHaveLength(2);
+    expect(() => d.onError('not a function' as never)).toThrow(expect.objectContaining({ code: 'SIGNPOST_ERR_INVALID_ARG' }));
+    expect(() => d.onResolve(undefined as never)).toThrow(expect.objectContaining({ code: 'SIGNPOST_ERR_INVALID_ARG' }));
+  });
+
+  test('health is read-only: stats only, nothing a caller could report or close', async () => {
+    const d = discovery();
+    await d.resolve('api.test.local');
+    expect(d.health.stats()).toMatchObject({ ejected: 0, totalEjections: 0 });
+    expect(Object.keys(d.health)).toEqual(['stats']);
+    expect(Object.isFrozen(d.health)).toBe(true);
+    for (const method of ['onFailure', 'onSuccess', 'close', 'forget', 'setProber']) expect(method in d.health).toBe(false);
+  });
+
+  test('a DNS name without addresses, but with SRV records, says so; and the other way round', async () => {
+    const d = discovery({
+      cache: { negativeTtl: 60_000 },
+      services: { 'srvonly.test.local': { via: 'dns' }, 'api.test.local': { via: 'srv' }, 'empty.test.local': { via: 'srv' } },
+    });
+    const viaDns = await d.resolve('srvonly.test.local').catch((e: unknown) => e);
+    expect(viaDns).toMatchObject({ code: 'SIGNPOST_ERR_NO_INSTANCES' });
+    expect((viaDns as Error).message).toMatch(
+      /srvonly\.test\.local has no A\/AAAA records \(NODATA from 127\.0\.0\.1:\d+\), but it has SRV records \(api\.test\.local:8080\): find its instances with via: 'srv'/,
+    );
+    const viaSrv = await d.resolve('api.test.local').catch((e: unknown) => e);
+    expect((viaSrv as Error).message).toMatch(
+      /api\.test\.local has no SRV records \(NODATA from .*\), but api\.test\.local has A\/AAAA records \(127\.0\.0\.2, 127\.0\.0\.3\): find its instances with via: 'dns' and a port/,
+    );
+    const neither = await d.resolve('empty.test.local').catch((e: unknown) => e);
+    expect((neither as Error).message).toMatch(/no SRV records .* and empty\.test\.local has no A\/AAAA records either: does the service register SRV records/);
+    for (const error of [viaDns, viaSrv, neither]) expect((error as Error).message).not.toMatch(/Cloud Map namespace/);
+  });
+});
+
