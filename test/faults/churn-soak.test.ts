@@ -11,7 +11,8 @@ import { DiscoveryAgent } from '../../src/agent/index.ts';
 import { Discovery } from '../../src/discovery.ts';
 import { FakeCloudMap } from '../support/fake-cloudmap.ts';
 import { Backend, Ledger, startFleet } from './backends.ts';
-import { handlesAbove, heapAfterGc, mib, openHandles, ProcessWatch, report, scaled, seededRandom, sleep, totalHandles } from './support.ts';
+import { heapAfterGc, mib, ProcessWatch, report, scaled, seededRandom, sleep } from './support.ts';
+import { handlesAbove, openHandles, totalHandles } from '../support/handles.ts';
 
 const NAME = 'churn.myapp.local';
 const ledger = new Ledger();

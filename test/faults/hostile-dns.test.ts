@@ -17,7 +17,8 @@ import { SrvResolver } from '../../src/resolvers/srv.ts';
 import { Discovery } from '../../src/discovery.ts';
 import type { Resolution } from '../../src/types.ts';
 import { FaultDns, reply, type FaultAction } from '../support/fault-dns.ts';
-import { handlesAbove, openHandles, ProcessWatch, report, scaled, seededRandom, totalHandles } from './support.ts';
+import { ProcessWatch, report, scaled, seededRandom } from './support.ts';
+import { handlesAbove, openHandles, totalHandles } from '../support/handles.ts';
 
 const SEED = Number(process.env.SIGNPOST_FAULTS_SEED ?? Date.now() % 1_000_000);
 const random = seededRandom(SEED);

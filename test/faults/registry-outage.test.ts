@@ -12,7 +12,8 @@ import { Discovery } from '../../src/discovery.ts';
 import { Bind9 } from '../support/bind9.ts';
 import { FakeCloudMap } from '../support/fake-cloudmap.ts';
 import { Backend, Ledger, startFleet } from './backends.ts';
-import { handlesAbove, openHandles, ProcessWatch, report, scaled, sleep } from './support.ts';
+import { ProcessWatch, report, scaled, sleep } from './support.ts';
+import { handlesAbove, openHandles } from '../support/handles.ts';
 
 const ledger = new Ledger();
 let fleet: Backend[] = [];

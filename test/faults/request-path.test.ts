@@ -16,7 +16,8 @@ import { DiscoveryAgent } from '../../src/agent/index.ts';
 import { Bind9 } from '../support/bind9.ts';
 import { Fleet, InstanceServer, TestCa } from '../support/servers.ts';
 import { Backend, Ledger, startFleet } from './backends.ts';
-import { handlesAbove, heapAfterGc, mib, openHandles, ProcessWatch, report, runLanes, scaled, sleep } from './support.ts';
+import { heapAfterGc, mib, ProcessWatch, report, runLanes, scaled, sleep } from './support.ts';
+import { handlesAbove, openHandles } from '../support/handles.ts';
 
 const watch = new ProcessWatch();
 beforeAll(() => void watch.start());

@@ -11,7 +11,8 @@ import { DiscoveryAgent } from '../../src/agent/index.ts';
 import { Discovery } from '../../src/discovery.ts';
 import { Bind9 } from '../support/bind9.ts';
 import { Backend, Ledger, startFleet } from './backends.ts';
-import { handlesAbove, heapAfterGc, mib, openHandles, ProcessWatch, report, scaled, sleep, totalHandles } from './support.ts';
+import { heapAfterGc, mib, ProcessWatch, report, scaled, sleep } from './support.ts';
+import { handlesAbove, openHandles, totalHandles } from '../support/handles.ts';
 
 const NAME = 'api.roll.local';
 const BLUE = [2, 3, 4];

@@ -11,7 +11,8 @@ import { errors, request } from 'undici';
 import { DiscoveryAgent } from '../../src/agent/index.ts';
 import { Discovery } from '../../src/discovery.ts';
 import { Backend, Ledger, startFleet, type Mode } from './backends.ts';
-import { handlesAbove, openHandles, ProcessWatch, report, scaled } from './support.ts';
+import { ProcessWatch, report, scaled } from './support.ts';
+import { handlesAbove, openHandles } from '../support/handles.ts';
 
 const NAME = 'slow.faults.local';
 const ledger = new Ledger();
