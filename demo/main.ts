@@ -12,7 +12,7 @@ import { promisify } from 'node:util';
 import { Agent } from 'undici';
 // What `import { DiscoveryAgent } from 'signpost'` gives an application.
 import { DiscoveryAgent, type DiscoveryAgentOptions } from '../src/index.ts';
-import { FakeCloudMap } from '../test/support/fake-cloudmap.ts';
+import { FakeCloudMap } from '../test/fixtures/cloud-map.ts';
 import { DemoDns, type SrvTarget } from './dns-server.ts';
 import { DemoInstance, startOnOnePort } from './fleet.ts';
 import { bar, emptyTally, load, percent, Screen, type Tally } from './load.ts';

@@ -10,7 +10,7 @@ import type { CallbackErrorMessage } from '../src/diagnostics.ts';
 import { Discovery } from '../src/discovery.ts';
 import type { DiscoveryOptions } from '../src/options.ts';
 import type { Balancer, Instance } from '../src/types.ts';
-import { Bind9 } from './support/bind9.ts';
+import { Bind9 } from './fixtures/bind9.ts';
 
 let bind: Bind9;
 const open: Discovery[] = [];

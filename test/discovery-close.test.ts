@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it, test } from 'vitest';
 import { Discovery } from '../src/discovery.ts';
 import type { InstancesChange } from '../src/discovery.ts';
 import type { Instance } from '../src/types.ts';
-import { Bind9 } from './support/bind9.ts';
+import { Bind9 } from './fixtures/bind9.ts';
 
 const NAMES = 3000;
 let bind: Bind9;

@@ -3,8 +3,8 @@ import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 import { DiscoveryAgent } from '../src/agent/index.ts';
 import { Discovery } from '../src/discovery.ts';
 import type { DiscoveryOptions } from '../src/options.ts';
-import { Bind9 } from './support/bind9.ts';
-import { FakeCloudMap, TEST_CREDENTIALS, TEST_REGION } from './support/fake-cloudmap.ts';
+import { Bind9 } from './fixtures/bind9.ts';
+import { FakeCloudMap, TEST_CREDENTIALS, TEST_REGION } from './fixtures/cloud-map.ts';
 import { FakeClock } from './support/fake-clock.ts';
 import { Fleet } from './support/servers.ts';
 

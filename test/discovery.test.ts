@@ -2,7 +2,7 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { Discovery } from '../src/discovery.ts';
 import type { DiscoveryOptions } from '../src/options.ts';
-import { Bind9 } from './support/bind9.ts';
+import { Bind9 } from './fixtures/bind9.ts';
 import { FakeClock } from './support/fake-clock.ts';
 
 let bind: Bind9;

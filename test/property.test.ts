@@ -21,7 +21,7 @@ import { ResolutionCache, parseCacheOptions, type CacheEntry } from '../src/cach
 import { Discovery } from '../src/discovery.ts';
 import { NotFoundError, ResolveError, SignpostError } from '../src/errors.ts';
 import type { Instance, Resolution } from '../src/types.ts';
-import { FakeCloudMap, TEST_CREDENTIALS, TEST_REGION } from './support/fake-cloudmap.ts';
+import { FakeCloudMap, TEST_CREDENTIALS, TEST_REGION } from './fixtures/cloud-map.ts';
 import { FakeClock, flush } from './support/fake-clock.ts';
 import { FaultDns, reply } from './support/fault-dns.ts';
 

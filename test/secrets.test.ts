@@ -15,7 +15,7 @@ import { ResolutionCache, parseCacheOptions } from '../src/cache.ts';
 import { Discovery } from '../src/discovery.ts';
 import { ResolveError } from '../src/errors.ts';
 import { redactText } from '../src/redact.ts';
-import { FakeCloudMap, TEST_REGION } from './support/fake-cloudmap.ts';
+import { FakeCloudMap, TEST_REGION } from './fixtures/cloud-map.ts';
 import { FakeClock } from './support/fake-clock.ts';
 
 const SECRET = 'wJalrXUtnFEMI-K7MDENG-SECRET-0a1b2c';

@@ -3,7 +3,7 @@ import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DiscoveryAgent } from '../../src/agent/index.ts';
 import type { PoolCloseMessage } from '../../src/diagnostics.ts';
-import { Bind9 } from '../support/bind9.ts';
+import { Bind9 } from '../fixtures/bind9.ts';
 import { Fleet } from '../support/servers.ts';
 
 const NAME = 'api.test.local';

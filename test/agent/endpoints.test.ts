@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DiscoveryAgent } from '../../src/agent/index.ts';
 import { discoveryHealth } from '../../src/discovery.ts';
 import type { PoolCloseMessage, PoolCreateMessage } from '../../src/diagnostics.ts';
-import { Bind9 } from '../support/bind9.ts';
+import { Bind9 } from '../fixtures/bind9.ts';
 import { Fleet } from '../support/servers.ts';
 
 const NAME = 'api.test.local';

@@ -1,7 +1,7 @@
 /** `signpost resolve` (in-process) against bind9 (A and SRV) and the loopback Cloud Map stand-in. */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { Bind9 } from '../support/bind9.ts';
-import { FakeCloudMap } from '../support/fake-cloudmap.ts';
+import { Bind9 } from '../fixtures/bind9.ts';
+import { FakeCloudMap } from '../fixtures/cloud-map.ts';
 import { runMain, stubCliEnv } from './helpers.ts';
 
 const ZONE = 'resolve.test';

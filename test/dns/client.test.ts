@@ -3,7 +3,7 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import dnsPacket from 'dns-packet';
 import { DnsClient, dnsSettings, parseDnsOptions, parseDnsServer } from '../../src/dns/client.ts';
 import { Discovery } from '../../src/discovery.ts';
-import { Bind9 } from '../support/bind9.ts';
+import { Bind9 } from '../fixtures/bind9.ts';
 import { FaultDns, reply } from '../support/fault-dns.ts';
 import { handlesAbove, quietHandles } from '../support/handles.ts';
 import { codeOf, settlesWithin } from './helpers.ts';

@@ -10,7 +10,7 @@ import { DnsClient, dnsSettings } from '../../src/dns/client.ts';
 import { ServerSet } from '../../src/dns/servers.ts';
 import type { DnsServer } from '../../src/dns/wire.ts';
 import { DnsResolver } from '../../src/resolvers/dns.ts';
-import { Bind9 } from '../support/bind9.ts';
+import { Bind9 } from '../fixtures/bind9.ts';
 import { FaultDns, reply } from '../support/fault-dns.ts';
 import { codeOf } from './helpers.ts';
 

@@ -12,7 +12,7 @@ import { DiscoveryAgent } from '../../src/agent/index.ts';
 import { Discovery } from '../../src/discovery.ts';
 import { candidatesOf, readHostsFile } from '../../src/dns/search.ts';
 import type { DiscoveryOptions } from '../../src/options.ts';
-import { Bind9 } from '../support/bind9.ts';
+import { Bind9 } from '../fixtures/bind9.ts';
 import { Fleet } from '../support/servers.ts';
 
 let bind: Bind9;

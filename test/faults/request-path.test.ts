@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { DiscoveryAgent } from '../../src/agent/index.ts';
-import { Bind9 } from '../support/bind9.ts';
+import { Bind9 } from '../fixtures/bind9.ts';
 import { Fleet, InstanceServer, TestCa } from '../support/servers.ts';
 import { Backend, Ledger, startFleet } from './backends.ts';
 import { heapAfterGc, mib, ProcessWatch, report, runLanes, scaled, sleep } from './support.ts';

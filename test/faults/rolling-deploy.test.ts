@@ -9,7 +9,7 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 import { request } from 'undici';
 import { DiscoveryAgent } from '../../src/agent/index.ts';
 import { Discovery } from '../../src/discovery.ts';
-import { Bind9 } from '../support/bind9.ts';
+import { Bind9 } from '../fixtures/bind9.ts';
 import { Backend, Ledger, startFleet } from './backends.ts';
 import { heapAfterGc, mib, ProcessWatch, report, scaled, sleep } from './support.ts';
 import { handlesAbove, openHandles, totalHandles } from '../support/handles.ts';

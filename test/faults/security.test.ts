@@ -16,7 +16,7 @@ import { MAX_RECORDS_PER_NAME } from '../../src/dns/wire.ts';
 import { Discovery } from '../../src/discovery.ts';
 import { SignpostError } from '../../src/errors.ts';
 import { SrvResolver } from '../../src/resolvers/srv.ts';
-import { FakeCloudMap } from '../support/fake-cloudmap.ts';
+import { FakeCloudMap } from '../fixtures/cloud-map.ts';
 import { FaultDns, reply } from '../support/fault-dns.ts';
 import { Fleet, TestCa } from '../support/servers.ts';
 import { report } from './support.ts';

@@ -21,7 +21,7 @@ import {
 import type { CloudMapRetryEvent, CloudMapSkippedEvent, CloudMapThrottledEvent } from '../../src/diagnostics.ts';
 import { parseServices } from '../../src/service-config.ts';
 import type { Resolution } from '../../src/types.ts';
-import { FakeCloudMap, TEST_ACCOUNT, TEST_CREDENTIALS, TEST_REGION, type FakeInstance } from '../support/fake-cloudmap.ts';
+import { FakeCloudMap, TEST_ACCOUNT, TEST_CREDENTIALS, TEST_REGION, type FakeInstance } from '../fixtures/cloud-map.ts';
 import { FakeClock } from '../support/fake-clock.ts';
 
 const fake = new FakeCloudMap();

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { DnsClient, dnsSettings } from '../../src/dns/client.ts';
 import { Discovery } from '../../src/discovery.ts';
 import { DnsResolver } from '../../src/resolvers/dns.ts';
-import { Bind9 } from '../support/bind9.ts';
+import { Bind9 } from '../fixtures/bind9.ts';
 import { FaultDns, reply } from '../support/fault-dns.ts';
 import { codeOf, settlesWithin, withLate } from '../dns/helpers.ts';
 

@@ -4,7 +4,7 @@ import type dnsPacket from 'dns-packet';
 import { DnsClient, dnsSettings } from '../../src/dns/client.ts';
 import { Discovery } from '../../src/discovery.ts';
 import { SrvResolver } from '../../src/resolvers/srv.ts';
-import { Bind9 } from '../support/bind9.ts';
+import { Bind9 } from '../fixtures/bind9.ts';
 import { FaultDns, reply } from '../support/fault-dns.ts';
 import { codeOf, settlesWithin, withLate } from '../dns/helpers.ts';
 
