@@ -6,7 +6,7 @@ import type { DiscoveryOptions } from '../src/options.ts';
 import { Bind9 } from './fixtures/bind9.ts';
 import { FakeCloudMap, TEST_CREDENTIALS, TEST_REGION } from './fixtures/cloud-map.ts';
 import { FakeClock } from './support/fake-clock.ts';
-import { Fleet } from './support/servers.ts';
+import { Fleet } from './fixtures/fleet.ts';
 
 process.env.AWS_EC2_METADATA_DISABLED = 'true';
 

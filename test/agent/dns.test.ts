@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DiscoveryAgent } from '../../src/agent/index.ts';
 import type { PoolCloseMessage } from '../../src/diagnostics.ts';
 import { Bind9 } from '../fixtures/bind9.ts';
-import { Fleet } from '../support/servers.ts';
+import { Fleet } from '../fixtures/fleet.ts';
 
 const NAME = 'api.test.local';
 const DRAIN = 'drain.test.local';

@@ -5,7 +5,7 @@ import { DiscoveryAgent } from '../../src/agent/index.ts';
 import { discoveryHealth } from '../../src/discovery.ts';
 import type { PoolCloseMessage, PoolCreateMessage } from '../../src/diagnostics.ts';
 import { Bind9 } from '../fixtures/bind9.ts';
-import { Fleet } from '../support/servers.ts';
+import { Fleet } from '../fixtures/fleet.ts';
 
 const NAME = 'api.test.local';
 const BACK = 'back.test.local';

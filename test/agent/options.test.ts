@@ -5,7 +5,7 @@ import { Discovery } from '../../src/discovery.ts';
 import { discoveryInterceptor } from '../../src/agent/index.ts';
 import { RetryBudget } from '../../src/agent/retry-budget.ts';
 import { classifyFailure, provesNotSent, retryPolicy } from '../../src/agent/retry-policy.ts';
-import { Fleet } from '../support/servers.ts';
+import { Fleet } from '../fixtures/fleet.ts';
 
 const NAME = 'api.test.local';
 const services = { [NAME]: { via: 'static' as const, instances: [{ address: '127.0.0.2', port: 1 }] } };

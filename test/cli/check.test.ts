@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Bind9 } from '../fixtures/bind9.ts';
 import { FakeCloudMap } from '../fixtures/cloud-map.ts';
-import { TestCa } from '../support/servers.ts';
+import { TestCa } from '../fixtures/fleet.ts';
 import { hang, ok, runMain, startFleet, status, stubCliEnv, type Fleet } from './helpers.ts';
 
 const ZONE = 'check.test';

@@ -11,7 +11,7 @@ import { DEFAULT_MAX_NAMES } from '../../src/cache.ts';
 import { Discovery } from '../../src/discovery.ts';
 import { Bind9 } from '../fixtures/bind9.ts';
 import { FaultDns, reply } from '../support/fault-dns.ts';
-import { Fleet } from '../support/servers.ts';
+import { Fleet } from '../fixtures/fleet.ts';
 import { ProcessWatch, report, scaled, sleep } from './support.ts';
 
 const MAX_NAMES = 1000;

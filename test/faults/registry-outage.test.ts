@@ -11,17 +11,17 @@ import { DiscoveryAgent } from '../../src/agent/index.ts';
 import { Discovery } from '../../src/discovery.ts';
 import { Bind9 } from '../fixtures/bind9.ts';
 import { FakeCloudMap } from '../fixtures/cloud-map.ts';
-import { Backend, Ledger, startFleet } from './backends.ts';
+import { Fleet, InstanceServer, Ledger } from '../fixtures/fleet.ts';
 import { ProcessWatch, report, scaled, sleep } from './support.ts';
 import { handlesAbove, openHandles } from '../support/handles.ts';
 
 const ledger = new Ledger();
-let fleet: Backend[] = [];
+let fleet: InstanceServer[] = [];
 const watch = new ProcessWatch();
 
 beforeAll(async () => {
   watch.start();
-  fleet = await startFleet([11, 12, 13, 14], ledger);
+  fleet = (await Fleet.start(0, { octets: [11, 12, 13, 14], samePort: true, ledger, keepAliveTimeout: 5000 })).servers;
 });
 
 afterAll(async () => {

@@ -18,7 +18,7 @@ import { SignpostError } from '../../src/errors.ts';
 import { SrvResolver } from '../../src/resolvers/srv.ts';
 import { FakeCloudMap } from '../fixtures/cloud-map.ts';
 import { FaultDns, reply } from '../support/fault-dns.ts';
-import { Fleet, TestCa } from '../support/servers.ts';
+import { Fleet, TestCa } from '../fixtures/fleet.ts';
 import { report } from './support.ts';
 
 describe('wire DNS client', () => {
