@@ -1,6 +1,6 @@
 /** The `services` and `namespaces` options: each entry checked once, and kept as a copy. */
 import type { NamespaceConfig, ServiceConfig } from './options.ts';
-import { validateStaticInstances } from './resolvers/static.ts';
+import { checkStaticInstances } from './resolvers/static.ts';
 import { CLOUD_MAP_HEALTH_STATUSES, checkAccountId } from './resolvers/cloudmap-client.ts';
 import { normalizeName } from './routing.ts';
 import {
@@ -65,7 +65,7 @@ function checkConfig(at: string, config: unknown, kind: 'service' | 'namespace')
       break;
     case 'static':
       checkKeys(at, config, ['via', 'instances']);
-      validateStaticInstances(`${at}.instances`, config.instances);
+      checkStaticInstances(`${at}.instances`, config.instances);
       if ((config.instances as unknown[]).length === 0) {
         throw invalid(`${at}.instances`, config.instances, 'at least one instance');
       }

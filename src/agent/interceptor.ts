@@ -16,7 +16,7 @@ import { dnsAroundSignpost, hostHeaderOf, isIpOrigin, rewrittenOrigin } from './
 import { assertHandler, rejectDispatch } from './handler.ts';
 import { getThrough, instanceProber } from './probe.ts';
 import type { Send } from './request.ts';
-import { retryPolicy, type RetryOptions } from './retry-policy.ts';
+import { parseRetryOptions, type RetryOptions } from './retry-policy.ts';
 import { RequestRouter, type AgentStats } from './router.ts';
 
 export interface DiscoveryInterceptorOptions {
@@ -39,7 +39,7 @@ export function discoveryInterceptor(options: DiscoveryInterceptorOptions): Disc
   checkObject('options', raw);
   checkKeys('', raw, ['discovery', 'retry']);
   if (!(options.discovery instanceof Discovery)) throw invalid('discovery', options.discovery, 'a Discovery');
-  const router = new RequestRouter(options.discovery, retryPolicy(options.retry));
+  const router = new RequestRouter(options.discovery, parseRetryOptions(options.retry));
   // Ejected instances are probed through the dispatcher the interceptor was last composed into.
   let probeDispatch: Dispatcher.Dispatch | undefined;
   const unprobe = discoveryHealth(options.discovery).setProber(

@@ -84,7 +84,7 @@ const RETRY_KEYS = ['retries', 'methods', 'minDelay', 'maxDelay', 'budget'] as c
 const BUDGET_KEYS = ['ratio', 'minRetries', 'window'] as const;
 
 /** Validates `retry` options (throws InvalidArgumentError) and applies the defaults. */
-export function retryPolicy(options: unknown): RetryPolicy {
+export function parseRetryOptions(options: unknown): RetryPolicy {
   if (options === undefined) options = {};
   checkObject('retry', options);
   checkKeys('retry', options, RETRY_KEYS);

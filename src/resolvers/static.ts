@@ -50,7 +50,7 @@ export class StaticResolver implements Resolver {
   }
 }
 
-export function validateStaticInstances(path: string, value: unknown): asserts value is StaticInstance[] {
+export function checkStaticInstances(path: string, value: unknown): asserts value is StaticInstance[] {
   if (!Array.isArray(value)) throw invalid(path, value, 'an array of { address, port }');
   value.forEach((item: unknown, i) => {
     const at = `${path}[${i}]`;
