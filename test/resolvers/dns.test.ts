@@ -27,9 +27,9 @@ beforeAll(async () => {
       'test.local': [
         'api 30 IN A 127.0.0.2',
         'api 30 IN A 127.0.0.3',
-        'api 40 IN AAAA ::2',
+        'api 40 IN AAAA ::1',
         'v4only 25 IN A 127.0.0.4',
-        'v6only 35 IN AAAA ::5',
+        'v6only 35 IN AAAA ::1',
         'txtonly 10 IN TXT "no addresses here"',
       ].join('\n'),
     },
@@ -64,10 +64,10 @@ describe('against bind9', () => {
   test("family 'any': A and AAAA together, TTL the smallest, no port unless configured", async () => {
     const resolution = await withLate(await new DnsResolver(client, {}).resolve('api.test.local', context()));
     expect(resolution.ttl).toBe(30_000);
-    expect(resolution.instances.map((i) => i.address).sort()).toEqual(['127.0.0.2', '127.0.0.3', '::2']);
-    expect(resolution.instances.find((i) => i.address === '::2')).toEqual({
-      id: '::2',
-      address: '::2',
+    expect(resolution.instances.map((i) => i.address).sort()).toEqual(['127.0.0.2', '127.0.0.3', '::1']);
+    expect(resolution.instances.find((i) => i.address === '::1')).toEqual({
+      id: '::1',
+      address: '::1',
       weight: 1,
       priority: 0,
       attributes: {},
@@ -80,13 +80,13 @@ describe('against bind9', () => {
     const v4 = await new DnsResolver(client, { family: 4 }).resolve('api.test.local', context());
     expect([v4.instances.map((i) => i.address).sort(), v4.ttl]).toEqual([['127.0.0.2', '127.0.0.3'], 30_000]);
     const v6 = await new DnsResolver(client, { family: 6 }).resolve('api.test.local', context());
-    expect([v6.instances.map((i) => i.address), v6.ttl]).toEqual([['::2'], 40_000]);
+    expect([v6.instances.map((i) => i.address), v6.ttl]).toEqual([['::1'], 40_000]);
   });
 
   test('data in one family and NODATA in the other is data; NODATA alone is empty', async () => {
     const any = new DnsResolver(client, { family: 'any' });
     expect(await any.resolve('v4only.test.local', context())).toMatchObject({ ttl: 25_000, instances: [{ address: '127.0.0.4' }] });
-    expect(await any.resolve('v6only.test.local', context())).toMatchObject({ ttl: 35_000, instances: [{ address: '::5' }] });
+    expect(await any.resolve('v6only.test.local', context())).toMatchObject({ ttl: 35_000, instances: [{ address: '::1' }] });
     const empty = await new DnsResolver(client, { family: 4 }).resolve('v6only.test.local', context());
     expect(empty).toMatchObject({ instances: [], ttl: 0 });
     expect(empty.why).toMatch(/^v6only\.test\.local has no A records \(NODATA from 127\.0\.0\.1:\d+\): the name exists, but no instance is registered/);

@@ -59,7 +59,7 @@ describe('against bind9', () => {
           // RFC 2782 style: _service._proto.name, one target with two addresses.
           '_http._tcp.pay 40 IN SRV 0 5 7000 pay-a.test.local.',
           'pay-a 20 IN A 127.0.2.1',
-          'pay-a 20 IN AAAA ::21',
+          'pay-a 20 IN AAAA ::1',
           'nosrv 30 IN TXT "no SRV here"',
           'dot 30 IN SRV 0 0 0 .',
           'alias 45 IN CNAME web.test.local.',
@@ -86,7 +86,7 @@ describe('against bind9', () => {
   });
 
   test('RFC 2782 style, fixed name and namespace function: several addresses are several instances', async () => {
-    const expected = ['0/5 127.0.2.1:7000 127.0.2.1:7000', '0/5 [::21]:7000 ::21:7000'];
+    const expected = ['0/5 127.0.2.1:7000 127.0.2.1:7000', '0/5 [::1]:7000 ::1:7000'];
     const fixed = await new SrvResolver(client, { srv: '_http._tcp.pay.test.local' }).resolve('pay.test.local', context());
     expect(summary(fixed.instances)).toEqual(expected);
     expect(fixed.ttl).toBe(20_000);
@@ -210,7 +210,7 @@ describe('against the fault responder', () => {
               answers: zone['svc.test.local'] as dnsPacket.Answer[],
               additionals: [
                 { type: 'A', name: 'EXTRA.test.local', ttl: 8, data: '127.0.4.1' },
-                { type: 'AAAA', name: 'extra.test.local', ttl: 60, data: '::41' },
+                { type: 'AAAA', name: 'extra.test.local', ttl: 60, data: '::1' },
               ],
             }),
           ]
@@ -218,7 +218,7 @@ describe('against the fault responder', () => {
     fault.queries.length = 0;
     try {
       const resolution = await withLate(await new SrvResolver(client, {}).resolve('svc.test.local', context()));
-      expect(summary(resolution.instances)).toEqual(['2/3 127.0.4.1:84 127.0.4.1:84', '2/3 [::41]:84 ::41:84']);
+      expect(summary(resolution.instances)).toEqual(['2/3 127.0.4.1:84 127.0.4.1:84', '2/3 [::1]:84 ::1:84']);
       expect(resolution.ttl).toBe(8000);
       expect(fault.queries.map((q) => q.type)).toEqual(['SRV']);
     } finally {
