@@ -47,12 +47,18 @@ export class ResolverClients {
   }
 
   dns(): DnsClient {
-    this.#dns ??= new DnsClient(this.dnsSettings());
+    if (this.#dns === undefined) {
+      this.#dns = new DnsClient(this.dnsSettings());
+      if (this.#closed) this.#dns.close();
+    }
     return this.#dns;
   }
 
   cloudMap(): CloudMapClient {
-    this.#cloudMap ??= new CloudMapClient(this.#cloudMapSettings, this.#clock);
+    if (this.#cloudMap === undefined) {
+      this.#cloudMap = new CloudMapClient(this.#cloudMapSettings, this.#clock);
+      if (this.#closed) this.#cloudMap.close();
+    }
     return this.#cloudMap;
   }
 
@@ -60,10 +66,8 @@ export class ResolverClients {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    const dns = this.#dns;
-    const cloudMap = this.#cloudMap;
-    dns?.close();
-    await cloudMap?.close();
+    this.#dns?.close();
+    this.#cloudMap?.close();
   }
 }
 
