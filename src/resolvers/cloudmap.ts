@@ -7,7 +7,7 @@ import { isIP } from 'node:net';
 import type { HttpInstanceSummary } from '@aws-sdk/client-servicediscovery';
 import { channels, type CloudMapSkippedEvent } from '../diagnostics.ts';
 import { NotFoundError, ResolveError, SignpostError } from '../errors.ts';
-import type { CloudMapHealthStatus } from '../options.ts';
+import type { CloudMapServiceConfig } from '../options.ts';
 import { normalizeName } from '../routing.ts';
 import type { Instance, Resolution, ResolveContext, Resolver } from '../types.ts';
 import { where, type CloudMapClient, type CloudMapTarget } from './cloudmap-client.ts';
@@ -15,22 +15,12 @@ import { where, type CloudMapClient, type CloudMapTarget } from './cloudmap-clie
 export { CloudMapClient, parseCloudMapOptions, type CloudMapSettings } from './cloudmap-client.ts';
 
 /** What one Cloud Map resolver looks up; every field is optional (see {@link CloudMapResolver}). */
-export interface CloudMapResolverConfig {
-  /** The Cloud Map namespace's HttpName. @default the requested name without its first label */
-  namespace?: string;
-  /** The Cloud Map service name. @default the first label of the requested name */
-  service?: string;
-  /** @default the client's `healthStatus` (`CloudMapOptions.healthStatus`) */
-  healthStatus?: CloudMapHealthStatus;
-  /** Only instances whose custom attributes match all of these (`QueryParameters`). */
-  queryParameters?: Record<string, string>;
-  /** Prefer instances that match these; all if none do (`OptionalParameters`). */
-  optionalParameters?: Record<string, string>;
-  /** The account that owns a shared namespace (`OwnerAccount`). @default the client's `ownerAccount` */
-  ownerAccount?: string;
-  /** The port of instances registered without `AWS_INSTANCE_PORT`. @default none */
-  port?: number;
-}
+/**
+ * What one Cloud Map resolver looks up: the fields of a `via: 'cloudmap'` service, each optional
+ * (see {@link CloudMapResolver}). Without `namespace`, the requested name without its first label;
+ * without `service`, its first label; `healthStatus` and `ownerAccount` default to the client's.
+ */
+export type CloudMapResolverConfig = Partial<Omit<CloudMapServiceConfig, 'via'>>;
 
 /**
  * Looks up the addresses of a DNS name, for instances registered by name (`AWS_ALIAS_DNS_NAME`,
