@@ -22,7 +22,7 @@ const watch = new ProcessWatch();
 
 beforeAll(async () => {
   watch.start();
-  fleet = (await Fleet.start(0, { octets: [18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29], samePort: true, ledger, keepAliveTimeout: 5000 })).servers;
+  fleet = (await Fleet.start(0, { octets: [18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29], samePort: true, ledger, keepAliveTimeout: 5000, keepSeen: false })).servers;
   fake = await FakeCloudMap.start();
 });
 

@@ -21,7 +21,7 @@ const watch = new ProcessWatch();
 
 beforeAll(async () => {
   watch.start();
-  fleet = (await Fleet.start(0, { octets: [11, 12, 13, 14], samePort: true, ledger, keepAliveTimeout: 5000 })).servers;
+  fleet = (await Fleet.start(0, { octets: [11, 12, 13, 14], samePort: true, ledger, keepAliveTimeout: 5000, keepSeen: false })).servers;
 });
 
 afterAll(async () => {

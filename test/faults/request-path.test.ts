@@ -318,7 +318,7 @@ test('a script that ends while its request waits to be retried: the request stil
 test('under resets, refusals and 5xx, every one of 10,000 requests settles', async () => {
   const NAME = 'soak.faults.local';
   const ledger = new Ledger();
-  const backends: InstanceServer[] = (await Fleet.start(0, { octets: [122, 123, 124], samePort: true, ledger, keepAliveTimeout: 5000 })).servers;
+  const backends: InstanceServer[] = (await Fleet.start(0, { octets: [122, 123, 124], samePort: true, ledger, keepAliveTimeout: 5000, keepSeen: false })).servers;
   backends[0]!.behaviour = 'reset';
   backends[0]!.resetShare = 0.3;
   const agent = new DiscoveryAgent({

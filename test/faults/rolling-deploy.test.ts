@@ -27,7 +27,7 @@ const watch = new ProcessWatch();
 
 beforeAll(async () => {
   watch.start();
-  fleet = (await Fleet.start(0, { octets: [...BLUE, ...GREEN], samePort: true, ledger, keepAliveTimeout: 5000 })).servers;
+  fleet = (await Fleet.start(0, { octets: [...BLUE, ...GREEN], samePort: true, ledger, keepAliveTimeout: 5000, keepSeen: false })).servers;
   everyBackend.push(...fleet);
   const records = BLUE.map((o) => `api 1 IN A 127.0.0.${o}`).join('\n');
   bind = await Bind9.start({ zones: { 'roll.local': records } });
@@ -115,7 +115,7 @@ test('a rolling deployment under load: no failed idempotent request, no POST twi
   for (let round = 0; round < rounds && !done(); round++) {
     await deploy(blue, green);
     // The old addresses come back as the next version's instances.
-    const restarted = await Promise.all(blue.map((o) => InstanceServer.start(`127.0.0.${o}`, port, { ledger, keepAliveTimeout: 5000 })));
+    const restarted = await Promise.all(blue.map((o) => InstanceServer.start(`127.0.0.${o}`, port, { ledger, keepAliveTimeout: 5000, keepSeen: false })));
     everyBackend.push(...restarted);
     fleet = fleet.filter((b) => !restarted.some((r) => r.address === b.address)).concat(restarted);
     await sleep(1000);

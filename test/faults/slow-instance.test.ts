@@ -21,7 +21,7 @@ const watch = new ProcessWatch();
 
 beforeAll(async () => {
   watch.start();
-  fleet = (await Fleet.start(0, { octets: [15, 16, 17], samePort: true, ledger, keepAliveTimeout: 5000 })).servers;
+  fleet = (await Fleet.start(0, { octets: [15, 16, 17], samePort: true, ledger, keepAliveTimeout: 5000, keepSeen: false })).servers;
 });
 
 afterAll(async () => {
@@ -117,7 +117,7 @@ test('headers that come too late: headersTimeout fires, the GET is retried elsew
   expect(result.ejections.every((e) => e.key === fleet[0]!.key)).toBe(true);
   expect(result.picksOfSlowAfterEjection).toBe(0);
   await fleet[0]!.kill();
-  fleet[0] = await InstanceServer.start(fleet[0]!.address, fleet[0]!.port, { ledger, keepAliveTimeout: 5000 });
+  fleet[0] = await InstanceServer.start(fleet[0]!.address, fleet[0]!.port, { ledger, keepAliveTimeout: 5000, keepSeen: false });
   expect(await handlesAbove(before)).toEqual({});
 });
 
