@@ -21,6 +21,7 @@ import {
 import { createBalancer, validateBalancerOptions } from './balancers/index.ts';
 import { HealthTracker } from './health.ts';
 import { instanceKey } from './instance.ts';
+import { createLookup, type DiscoveryLookup } from './lookup.ts';
 import { createSubnetMatcher, resolveCallerZone, validateZoneOptions } from './zone.ts';
 import type { DiscoveryOptions, NamespaceConfig, ServiceConfig } from './options.ts';
 import { CloudMapClient, CloudMapResolver, validateCloudMapOptions, type CloudMapResolverConfig } from './resolvers/cloudmap.ts';
@@ -163,7 +164,18 @@ export class Discovery {
     );
     this.#zoneWanted = (options.zone ?? process.env.SIGNPOST_ZONE) !== undefined && options.zoneAffinity !== false;
     this.zone = this.#findZone(options.zone);
+    this.lookup = createLookup(this);
   }
+
+  /**
+   * A `dns.lookup`-compatible function (bound: pass it as it is) for `http.Agent`, `https.Agent`,
+   * `net.connect`, `tls.connect` and the clients built on them. Each call gives a balanced, not
+   * ejected, zone-preferred address of a discovered name; other names go to `dns.lookup`. It
+   * returns addresses only: the port is the caller's (see `DiscoveryHttpAgent` for SRV and Cloud
+   * Map ports). A discovery failure is a getaddrinfo-style error (`ENOTFOUND`, `EAI_AGAIN`,
+   * `EAI_FAIL`) whose `cause` is the SignpostError.
+   */
+  readonly lookup: DiscoveryLookup;
 
   /**
    * The caller's zone once known (`zone` option, `SIGNPOST_ZONE`, or the ECS task metadata for
