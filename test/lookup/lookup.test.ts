@@ -170,7 +170,7 @@ describe('discovery.lookup', () => {
   });
 
   it('works with util.promisify as dns.lookup does', async () => {
-    const lookup = promisify(discovery.lookup);
+    const lookup = promisify(discovery.lookup) as unknown as (hostname: string, options?: dns.LookupOptions) => Promise<unknown>;
     const one = (await lookup(API)) as unknown as dns.LookupAddress;
     expect(ADDRESSES).toContain(one.address);
     expect(one.family).toBe(4);
