@@ -62,6 +62,8 @@ class View {
   readonly alias: Alias | undefined;
   readonly balancer: Balancer;
   instances: readonly Instance[] = [];
+  /** Called with the instances after every change while the name is watched (see `watch`). */
+  watchers: Set<(instances: readonly Instance[]) => void> | undefined;
 
   constructor(host: string, entries: readonly CacheEntry[], alias: Alias | undefined, balancer: Balancer) {
     this.host = host;
@@ -358,6 +360,29 @@ export class Discovery {
     return undefined;
   }
 
+  /**
+   * @internal Keeps a name resolved, refreshed and cached for as long as it is watched, for a
+   * client that holds connections and balances on its own (the gRPC resolver): such a client
+   * never picks, and a name nobody picks would otherwise lapse at expiry. `listener` gets the
+   * instances after every change (an empty list when the name lost them: `resolve()` then says
+   * why). The first answer comes from `resolve()`. Returns the function that stops watching.
+   */
+  watch(host: string, listener: (instances: readonly Instance[]) => void): () => void {
+    checkFunction('watch() listener', listener);
+    const view = this.#viewOf(host, 'watch()');
+    const cache = this.#cache;
+    for (const entry of view.entries) cache.hold(entry);
+    (view.watchers ??= new Set()).add(listener);
+    let watching = true;
+    return () => {
+      if (!watching) return;
+      watching = false;
+      view.watchers?.delete(listener);
+      if (view.watchers?.size === 0) view.watchers = undefined;
+      for (const entry of view.entries) cache.release(entry);
+    };
+  }
+
   /** The instances served for a host now, without I/O (empty when not resolved). */
   instancesSync(host: string): readonly Instance[] {
     checkHostArgument('instancesSync()', host);
@@ -495,6 +520,15 @@ export class Discovery {
     if (instances === view.instances) return;
     view.instances = instances;
     view.balancer.update(instances);
+    if (view.watchers !== undefined) {
+      for (const watcher of view.watchers) {
+        try {
+          watcher(instances);
+        } catch (error) {
+          this.#reporter.report('onChange listener', error, view.host);
+        }
+      }
+    }
   }
 
   #entryChanged(entry: CacheEntry, previous: readonly Instance[]): void {
