@@ -15,10 +15,12 @@ import { FLEET_FULL, FLEET_QUICK, plotSvg, renderFleet, runFleet } from './fleet
 import type { RoundStats } from './measure.ts';
 import type { CacheResults } from './cache.ts';
 import { buildResults, renderSvg, renderTable, type Raw } from './report.ts';
+import { renderRequestsSvg, renderRequestsTable, runRequests, type RequestsOptions } from './requests.ts';
 import {
   burstName,
   CM_NAMESPACE,
   FULL,
+  INSTANCE_ADDRESSES,
   QUICK,
   STEADY_CLIENTS,
   steadyName,
@@ -35,14 +37,14 @@ const root = resolve(here, '..');
 function parseArgs(argv: string[]): {
   quick: boolean;
   out: string;
-  only: 'throughput' | 'fleet' | undefined;
+  only: 'throughput' | 'fleet' | 'requests' | undefined;
   rounds: number | undefined;
   healthChecks: boolean;
   startAtOnce: boolean;
 } {
   let quick = false;
   let out = here;
-  let only: 'throughput' | 'fleet' | undefined;
+  let only: 'throughput' | 'fleet' | 'requests' | undefined;
   let healthChecks = false;
   let startAtOnce = false;
   let rounds: number | undefined;
@@ -53,7 +55,9 @@ function parseArgs(argv: string[]): {
     else if (arg.startsWith('--out=')) out = resolve(arg.slice('--out='.length));
     else if (arg === '--only' || arg.startsWith('--only=')) {
       const part = arg === '--only' ? argv[++i] : arg.slice('--only='.length);
-      if (part !== 'throughput' && part !== 'fleet') throw new Error(`--only ${part}: only 'throughput' or 'fleet' can run alone`);
+      if (part !== 'throughput' && part !== 'fleet' && part !== 'requests') {
+        throw new Error(`--only ${part}: only 'throughput', 'fleet' or 'requests' can run alone`);
+      }
       only = part;
     } else if (arg === '--health-checks') {
       healthChecks = true;
@@ -147,6 +151,7 @@ async function main(): Promise<void> {
   const sizes = { ...(quick ? QUICK : FULL), ...(rounds === undefined ? {} : { rounds }) };
   if (only === 'throughput') return throughputOnly(sizes);
   if (only === 'fleet') return fleetOnly(quick, out, healthChecks, startAtOnce);
+  if (only === 'requests') return requestsOnly(sizes, out);
   const started = Date.now();
   const coldNames = sizes.rounds * (sizes.coldSamples + 10);
   const heapMax = Math.max(...sizes.heapNames) + 1;
@@ -206,6 +211,9 @@ async function main(): Promise<void> {
       server.send({ type: 'counts' });
     });
 
+    say('requests: like-for-like and the load-balancer hop');
+    const requests = await runRequests(requestsOptions(sizes, httpPort), say);
+
     const heap: Array<{ names: number; bytes: number; bytesPerName: number; cached: number }> = [];
     for (const names of sizes.heapNames) {
       say(`heap with ${names} names`);
@@ -231,8 +239,9 @@ async function main(): Promise<void> {
     raw.durationS = Math.round((Date.now() - started) / 1000);
     const results = buildResults(raw);
     mkdirSync(out, { recursive: true });
-    writeFileSync(join(out, 'results.json'), `${JSON.stringify({ ...results, cache }, null, 2)}\n`);
+    writeFileSync(join(out, 'results.json'), `${JSON.stringify({ ...results, cache, requests }, null, 2)}\n`);
     writeFileSync(join(out, 'results.svg'), renderSvg(results));
+    writeFileSync(join(out, 'requests.svg'), renderRequestsSvg(requests));
     process.stdout.write(renderTable(results));
     const mark = (met: boolean): string => (met ? 'met' : 'NOT met');
     const { pick: warmPick, heap: perName } = cache;
@@ -242,6 +251,7 @@ async function main(): Promise<void> {
         `${warmPick.ratio.median.toFixed(2)}× (${warmPick.ratio.min.toFixed(2)}–${warmPick.ratio.max.toFixed(2)}); goal ≤ 1.0×: ${mark(warmPick.met)}\n` +
         `  heap per cached name in use (3 A records, ${perName.names} names): ${perName.bytesPerName} B; goal ≤ 1024 B: ${mark(perName.met)}\n`,
     );
+    process.stdout.write(renderRequestsTable(requests));
     say(`wrote ${join(out, 'results.json')} and ${join(out, 'results.svg')} in ${raw.durationS} s`);
   } finally {
     server.send({ type: 'close' });
@@ -293,6 +303,31 @@ async function fleetOnly(quick: boolean, out: string, healthChecks: boolean, sta
   writeFileSync(`${base}.svg`, plotSvg(result));
   process.stdout.write(renderFleet(result));
   say(`wrote ${base}.json and ${base}.svg`);
+}
+
+function requestsOptions(sizes: typeof FULL, port: number): RequestsOptions {
+  return { port, addresses: INSTANCE_ADDRESSES, rounds: sizes.rounds, warmupMs: sizes.throughputWarmupMs, windowMs: sizes.throughputWindowMs, inFlight: sizes.inFlight };
+}
+
+/**
+ * `--only requests`: like-for-like and the HAProxy comparison alone (no bind9); writes
+ * DIR/requests.json and DIR/requests.svg, not results.json.
+ */
+async function requestsOnly(sizes: typeof FULL, out: string): Promise<void> {
+  const server = fork(join(here, 'server.ts'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  try {
+    const port = await new Promise<number>((resolvePort, reject) => {
+      server.once('message', (message: { port: number }) => resolvePort(message.port));
+      server.once('exit', (code) => reject(new Error(`HTTP instances exited with ${code}`)));
+    });
+    const requests = await runRequests(requestsOptions(sizes, port), say);
+    mkdirSync(out, { recursive: true });
+    writeFileSync(join(out, 'requests.json'), `${JSON.stringify({ date: new Date().toISOString(), machine: machine(), ...requests }, null, 2)}\n`);
+    writeFileSync(join(out, 'requests.svg'), renderRequestsSvg(requests));
+    process.stdout.write(renderRequestsTable(requests));
+  } finally {
+    server.send({ type: 'close' });
+  }
 }
 
 await main();

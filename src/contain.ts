@@ -119,17 +119,17 @@ class ContainedBalancer implements Balancer {
     this.#inner.update(instances);
   }
 
-  pick(): Instance | undefined {
-    if (!this.#custom) return this.#inner.pick();
+  pick(exclude?: ReadonlySet<string>): Instance | undefined {
+    if (!this.#custom) return this.#inner.pick(exclude);
     let picked: Instance | undefined;
     try {
-      picked = this.#inner.pick();
+      picked = this.#inner.pick(exclude);
       if (picked === undefined || this.#members.has(picked)) return picked;
       throw new BadReturnError('pick()', picked);
     } catch (error) {
       this.#fail('balancer.pick', error);
     }
-    return this.#inner.pick();
+    return this.#inner.pick(exclude);
   }
 
   close(): void {

@@ -334,8 +334,8 @@ export class Discovery {
 
   /**
    * The hot path: a balanced instance of a name that is already resolved, or undefined. No I/O,
-   * no promise, no clock read. With `exclude` (instance keys already tried), another instance
-   * is returned while one remains.
+   * no promise, no clock read. With `exclude` (instance keys already tried), the balancer returns
+   * another usable (not ejected) instance while one remains, else undefined.
    */
   pickSync(host: string, exclude?: ReadonlySet<string>): Instance | undefined {
     if (typeof host !== 'string') checkHostArgument('pickSync()', host);
@@ -349,15 +349,7 @@ export class Discovery {
     if (view === undefined) return undefined;
     view.primary.used = true;
     if (view.alias !== undefined) this.#aliasUsed(view);
-    const instance = view.balancer.pick();
-    if (exclude === undefined || instance === undefined || !exclude.has(instanceKey(instance))) return instance;
-    const list = view.instances;
-    const start = Math.floor(Math.random() * list.length);
-    for (let i = 0; i < list.length; i++) {
-      const candidate = list[(start + i) % list.length]!;
-      if (!exclude.has(instanceKey(candidate))) return candidate;
-    }
-    return undefined;
+    return view.balancer.pick(exclude);
   }
 
   /**

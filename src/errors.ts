@@ -10,7 +10,6 @@ export type SignpostErrorCode =
   | 'SIGNPOST_ERR_NOT_FOUND'
   | 'SIGNPOST_ERR_NO_INSTANCES'
   | 'SIGNPOST_ERR_RESOLVE'
-  | 'SIGNPOST_ERR_RETRIES_EXHAUSTED'
   | 'SIGNPOST_ERR_CLOSED';
 
 export interface SignpostErrorOptions {
@@ -60,29 +59,9 @@ export class ResolveError extends SignpostError {
   }
 }
 
-/** One failed attempt of a request, as listed by {@link RetriesExhaustedError}. */
-export interface Attempt {
-  /** The instance the attempt went to (`address:port`), or undefined when none could be picked. */
-  readonly instance: string | undefined;
-  readonly error: Error;
-}
-
-/** Every attempt of a request failed. `attempts` lists the instance and error of each. */
-export class RetriesExhaustedError extends SignpostError {
-  readonly attempts: readonly Attempt[];
-
-  constructor(message: string, attempts: readonly Attempt[], options?: SignpostErrorOptions) {
-    super('SIGNPOST_ERR_RETRIES_EXHAUSTED', message, {
-      ...options,
-      cause: options?.cause ?? attempts.at(-1)?.error,
-    });
-    this.attempts = attempts;
-  }
-}
-
-/** The Discovery or agent was used after `close()`. */
+/** The Discovery was used after `close()`. */
 export class ClosedError extends SignpostError {
-  constructor(message = 'signpost was used after close(): create a new Discovery or DiscoveryAgent') {
+  constructor(message = 'signpost was used after close(): create a new Discovery') {
     super('SIGNPOST_ERR_CLOSED', message);
   }
 }

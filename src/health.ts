@@ -1,12 +1,14 @@
 /**
- * Passive health checking: the agent reports how each request to an instance went, and an
- * instance that keeps failing is ejected (left out of balancing) for a while, then returns on
- * its own. The balancers of every service that has the instance are told, so they rebuild.
+ * Outlier detection: the agent reports how each request to an instance went, and an instance that
+ * keeps failing (consecutive failures, a high share of failures, or requests it holds without
+ * answering) is ejected, left out of balancing. While ejected it is probed, and it returns as soon
+ * as it answers, or when its ejection time ends. The balancers of every service that has the
+ * instance are told, so they rebuild.
  */
 import { channel } from 'node:diagnostics_channel';
 import type { Clock, ClockTimer } from './clock.ts';
 import { instanceKey } from './instance.ts';
-import type { EjectionOptions } from './options.ts';
+import type { EjectionOptions, FailurePercentageOptions, ProbeOptions } from './options.ts';
 import type { Instance } from './types.ts';
 import { checkInteger, checkDuration, checkKeys, checkObject, invalid } from './validate.ts';
 
@@ -16,15 +18,31 @@ export const DEFAULT_BASE_EJECTION_TIME_MS = 30_000;
 export const DEFAULT_MAX_EJECTION_TIME_MS = 300_000;
 export const DEFAULT_MAX_EJECTED_PERCENT = 50;
 export const DEFAULT_PANIC_THRESHOLD_PERCENT = 50;
+export const DEFAULT_FAILURE_PERCENTAGE_THRESHOLD = 30;
+export const DEFAULT_FAILURE_PERCENTAGE_MIN_REQUESTS = 20;
+export const DEFAULT_FAILURE_PERCENTAGE_INTERVAL_MS = 10_000;
+export const DEFAULT_PROBE_INTERVAL_MS = 1000;
+export const DEFAULT_PROBE_TIMEOUT_MS = 1000;
+export const DEFAULT_STALL_TIMEOUT_MS = 10_000;
 
 /**
  * How a request to an instance failed:
  * - `connect`: the connection was refused (nothing listens there);
  * - `timeout`: connecting or the response took too long;
  * - `reset`: the connection was reset or closed before the response ended;
- * - `5xx`: the instance answered with a server error.
+ * - `5xx`: the instance answered with a server error;
+ * - `stall`: the instance held requests and answered none of them for `stallTimeout`.
  */
-export type FailureKind = 'connect' | 'timeout' | 'reset' | '5xx';
+export type FailureKind = 'connect' | 'timeout' | 'reset' | '5xx' | 'stall';
+
+/** What tipped an instance over: a run of failures, their share, or a stall. */
+export type EjectionReason = 'consecutive' | 'failure-percentage' | 'stall';
+
+/**
+ * Probes an ejected instance, known by its key: resolves true when it answers. Returns undefined
+ * when this prober cannot reach the instance (the tracker then tries the next one).
+ */
+export type Prober = (key: string, path: string | undefined, timeout: number) => Promise<boolean> | undefined;
 
 /** Why an instance changed: `eject` when it was taken out, `return` when it came back. */
 export type HealthEvent = 'eject' | 'return';
@@ -39,13 +57,17 @@ export interface EjectMessage {
   readonly kind: FailureKind;
   /** How many times in a row the instance has been ejected, this one included. */
   readonly ejections: number;
-  /** How long this ejection lasts, in milliseconds. */
+  /** How long this ejection lasts at most, in milliseconds (a probe may end it sooner). */
   readonly ejectionTime: number;
+  /** What tipped it over. */
+  readonly reason: EjectionReason;
 }
 
 /** The message of `signpost:health:return`. */
 export interface ReturnMessage {
   readonly key: string;
+  /** `probe`: a probe got an answer; `timer`: the ejection time ended. */
+  readonly by: 'probe' | 'timer';
 }
 
 const ejectChannel = channel('signpost:health:eject');
@@ -60,6 +82,8 @@ export { instanceKey };
 export class InstanceHealth {
   /** `address:port`, see {@link instanceKey}. */
   readonly key: string;
+  readonly address: string;
+  readonly port: number | undefined;
   /** Requests started and not yet finished. */
   inflight = 0;
   /** Requests started, in all. */
@@ -76,6 +100,16 @@ export class InstanceHealth {
   ejections = 0;
   /** When the current ejection ends, on the tracker's clock; 0 when not ejected. */
   ejectedUntil = 0;
+  /** The failure that ejected the instance, while ejected. */
+  ejectedFor: FailureKind | undefined = undefined;
+
+  /** @internal The failure-percentage window: when it began, its requests and failures. */
+  windowStart = 0;
+  windowRequests = 0;
+  windowFailures = 0;
+  /** @internal The probe timer while ejected, and whether a probe is in flight. */
+  probeTimer: ClockTimer | undefined = undefined;
+  probing = false;
 
   /** @internal When the instance last returned, on the tracker's clock. */
   returnedAt = 0;
@@ -84,8 +118,10 @@ export class InstanceHealth {
   /** @internal The groups (services) that have the instance. */
   readonly groups = new Set<GroupImpl>();
 
-  constructor(key: string) {
+  constructor(key: string, address: string, port: number | undefined) {
     this.key = key;
+    this.address = address;
+    this.port = port;
   }
 }
 
@@ -132,6 +168,9 @@ interface ResolvedEjectionOptions {
   readonly maxEjectionTime: number;
   readonly maxEjectedPercent: number;
   readonly panicThreshold: number;
+  readonly failurePercentage: Required<FailurePercentageOptions> | false;
+  readonly probe: (Required<Omit<ProbeOptions, 'path'>> & { path: string | undefined }) | false;
+  readonly stallTimeout: number;
 }
 
 class GroupImpl implements HealthGroup {
@@ -176,6 +215,9 @@ const EJECTION_KEYS = [
   'maxEjectionTime',
   'maxEjectedPercent',
   'panicThreshold',
+  'failurePercentage',
+  'probe',
+  'stallTimeout',
 ] as const;
 
 /** Throws InvalidArgumentError for a bad `ejection` option. */
@@ -201,6 +243,28 @@ export function validateEjectionOptions(ejection: unknown): asserts ejection is 
   }
   if (o.maxEjectedPercent !== undefined) checkInteger('ejection.maxEjectedPercent', o.maxEjectedPercent, 0, 100);
   if (o.panicThreshold !== undefined) checkInteger('ejection.panicThreshold', o.panicThreshold, 0, 100);
+  if (o.failurePercentage !== undefined && o.failurePercentage !== false) {
+    const fp: unknown = o.failurePercentage;
+    checkObject('ejection.failurePercentage', fp);
+    checkKeys('ejection.failurePercentage', fp, ['threshold', 'minRequests', 'interval']);
+    if (fp.threshold !== undefined) checkInteger('ejection.failurePercentage.threshold', fp.threshold, 1, 100);
+    if (fp.minRequests !== undefined) checkInteger('ejection.failurePercentage.minRequests', fp.minRequests, 1, 1_000_000);
+    if (fp.interval !== undefined) checkDuration('ejection.failurePercentage.interval', fp.interval, 100);
+  }
+  if (o.probe !== undefined && o.probe !== false) {
+    const probe: unknown = o.probe;
+    checkObject('ejection.probe', probe);
+    checkKeys('ejection.probe', probe, ['interval', 'timeout', 'path']);
+    if (probe.interval !== undefined) checkDuration('ejection.probe.interval', probe.interval, 10);
+    if (probe.timeout !== undefined) checkDuration('ejection.probe.timeout', probe.timeout, 10);
+    if (probe.path !== undefined && (typeof probe.path !== 'string' || !probe.path.startsWith('/'))) {
+      throw invalid('ejection.probe.path', probe.path, 'a path starting with "/"');
+    }
+  }
+  if (o.stallTimeout !== undefined) {
+    checkDuration('ejection.stallTimeout', o.stallTimeout);
+    if (o.stallTimeout > 3_600_000) throw invalid('ejection.stallTimeout', o.stallTimeout, 'at most 3600000');
+  }
 }
 
 /**
@@ -217,6 +281,7 @@ export class HealthTracker {
   readonly #clock: Clock;
   readonly #states = new Map<string, InstanceHealth>();
   readonly #listeners = new Set<HealthListener>();
+  readonly #probers = new Set<Prober>();
   #totalEjections = 0;
   #refusedEjections = 0;
   #closed = false;
@@ -232,8 +297,42 @@ export class HealthTracker {
       maxEjectionTime: o.maxEjectionTime ?? DEFAULT_MAX_EJECTION_TIME_MS,
       maxEjectedPercent: o.maxEjectedPercent ?? DEFAULT_MAX_EJECTED_PERCENT,
       panicThreshold: o.panicThreshold ?? DEFAULT_PANIC_THRESHOLD_PERCENT,
+      failurePercentage:
+        o.failurePercentage === false
+          ? false
+          : {
+              threshold: o.failurePercentage?.threshold ?? DEFAULT_FAILURE_PERCENTAGE_THRESHOLD,
+              minRequests: o.failurePercentage?.minRequests ?? DEFAULT_FAILURE_PERCENTAGE_MIN_REQUESTS,
+              interval: o.failurePercentage?.interval ?? DEFAULT_FAILURE_PERCENTAGE_INTERVAL_MS,
+            },
+      probe:
+        o.probe === false
+          ? false
+          : {
+              interval: o.probe?.interval ?? DEFAULT_PROBE_INTERVAL_MS,
+              timeout: o.probe?.timeout ?? DEFAULT_PROBE_TIMEOUT_MS,
+              path: o.probe?.path,
+            },
+      stallTimeout: o.stallTimeout ?? DEFAULT_STALL_TIMEOUT_MS,
     };
     this.#clock = clock;
+  }
+
+  /**
+   * Milliseconds an instance may hold waiting requests without answering any before it counts as
+   * frozen (0: never). The agent watches for it and calls {@link HealthTracker.onStall}.
+   */
+  get stallTimeout(): number {
+    return this.#options.enabled ? this.#options.stallTimeout : 0;
+  }
+
+  /**
+   * Adds a prober for ejected instances (the agent adds one that knows their origins, for HTTP
+   * health paths). Returns the function that removes it.
+   */
+  setProber(prober: Prober): () => void {
+    this.#probers.add(prober);
+    return () => this.#probers.delete(prober);
   }
 
   /** Below this share of usable instances, in percent, balancers use every instance. */
@@ -246,7 +345,7 @@ export class HealthTracker {
     const key = instanceKey(instance);
     let state = this.#states.get(key);
     if (state === undefined) {
-      state = new InstanceHealth(key);
+      state = new InstanceHealth(key, instance.address, instance.port);
       this.#states.set(key, state);
     }
     return state;
@@ -263,6 +362,8 @@ export class HealthTracker {
     if (state.inflight > 0) state.inflight--;
     state.consecutiveFailures = 0;
     state.consecutiveConnectFailures = 0;
+    // No clock read on the hot path: the window moves on when a failure is reported.
+    state.windowRequests++;
   }
 
   /**
@@ -287,8 +388,50 @@ export class HealthTracker {
       state.consecutiveFailures >= this.#options.consecutiveFailures ||
       state.consecutiveConnectFailures >= this.#options.consecutiveConnectFailures
     ) {
-      this.#eject(state, kind);
+      this.#eject(state, kind, 'consecutive');
+      return;
     }
+    const fp = this.#options.failurePercentage;
+    if (fp === false) return;
+    const now = this.#clock.now();
+    if (now - state.windowStart >= fp.interval) {
+      state.windowStart = now;
+      state.windowRequests = 0;
+      state.windowFailures = 0;
+    }
+    state.windowRequests++;
+    state.windowFailures++;
+    if (state.windowRequests >= fp.minRequests && state.windowFailures * 100 >= fp.threshold * state.windowRequests && this.#outlier(state)) {
+      this.#eject(state, kind, 'failure-percentage');
+    }
+  }
+
+  /**
+   * Whether an instance fails clearly more than the others of its services (at least twice their
+   * share): when a whole service fails alike (a dependency down, load shed everywhere), ejecting
+   * some of it would only pile their traffic onto the rest.
+   */
+  #outlier(state: InstanceHealth): boolean {
+    let requests = 0;
+    let failures = 0;
+    for (const group of state.groups) {
+      for (const other of group.states) {
+        if (other === state || other.ejected) continue;
+        requests += other.windowRequests;
+        failures += other.windowFailures;
+      }
+    }
+    if (requests === 0) return true;
+    return state.windowFailures * requests >= 2 * failures * state.windowRequests;
+  }
+
+  /**
+   * The instance holds requests waiting for their response headers and answered none of them for
+   * `stallTimeout`: it is ejected at once (as far as `maxEjectedPercent` allows).
+   */
+  onStall(state: InstanceHealth): void {
+    if (state.ejected || !this.#options.enabled || this.#closed) return;
+    this.#eject(state, 'stall', 'stall');
   }
 
   /**
@@ -299,8 +442,7 @@ export class HealthTracker {
     for (const key of keys) {
       const state = this.#states.get(key);
       if (state === undefined || state.groups.size > 0) continue;
-      if (state.timer !== undefined) this.#clock.clearTimeout(state.timer);
-      state.timer = undefined;
+      this.#stopTimers(state);
       this.#states.delete(key);
     }
   }
@@ -347,14 +489,19 @@ export class HealthTracker {
   /** Clears every return timer; no ejection happens afterwards. Idempotent. */
   close(): void {
     this.#closed = true;
-    for (const state of this.#states.values()) {
-      if (state.timer !== undefined) this.#clock.clearTimeout(state.timer);
-      state.timer = undefined;
-    }
+    for (const state of this.#states.values()) this.#stopTimers(state);
     this.#listeners.clear();
+    this.#probers.clear();
   }
 
-  #eject(state: InstanceHealth, kind: FailureKind): void {
+  #stopTimers(state: InstanceHealth): void {
+    if (state.timer !== undefined) this.#clock.clearTimeout(state.timer);
+    if (state.probeTimer !== undefined) this.#clock.clearTimeout(state.probeTimer);
+    state.timer = undefined;
+    state.probeTimer = undefined;
+  }
+
+  #eject(state: InstanceHealth, kind: FailureKind, reason: EjectionReason): void {
     const o = this.#options;
     for (const group of state.groups) {
       if (!group.ejectable(o.maxEjectedPercent)) {
@@ -372,25 +519,73 @@ export class HealthTracker {
     state.ejections++;
     const ejectionTime = Math.min(o.baseEjectionTime * state.ejections, o.maxEjectionTime);
     state.ejected = true;
+    state.ejectedFor = kind;
     state.ejectedUntil = now + ejectionTime;
-    state.timer = this.#clock.setTimeout(() => this.#return(state), ejectionTime);
+    state.timer = this.#clock.setTimeout(() => this.#return(state, 'timer'), ejectionTime);
     this.#totalEjections++;
     if (ejectChannel.hasSubscribers) {
-      ejectChannel.publish({ key: state.key, kind, ejections: state.ejections, ejectionTime } satisfies EjectMessage);
+      ejectChannel.publish({ key: state.key, kind, ejections: state.ejections, ejectionTime, reason } satisfies EjectMessage);
     }
+    this.#scheduleProbe(state);
     this.#notify(state, 'eject');
   }
 
-  #return(state: InstanceHealth): void {
-    state.timer = undefined;
+  #return(state: InstanceHealth, by: ReturnMessage['by']): void {
     if (this.#closed || !state.ejected) return;
+    this.#stopTimers(state);
     state.ejected = false;
+    state.ejectedFor = undefined;
     state.ejectedUntil = 0;
     state.returnedAt = this.#clock.now();
     state.consecutiveFailures = 0;
     state.consecutiveConnectFailures = 0;
-    if (returnChannel.hasSubscribers) returnChannel.publish({ key: state.key } satisfies ReturnMessage);
+    state.windowStart = state.returnedAt;
+    state.windowRequests = 0;
+    state.windowFailures = 0;
+    if (returnChannel.hasSubscribers) returnChannel.publish({ key: state.key, by } satisfies ReturnMessage);
     this.#notify(state, 'return');
+  }
+
+  /**
+   * The next probe of an ejected instance, by the probers added (the agent's): an HTTP GET of the
+   * health path when one is set, else a TCP connect for an instance ejected for connection
+   * failures. A stalled or failing instance accepts connections, so without a health path it
+   * waits for its ejection time instead.
+   */
+  #scheduleProbe(state: InstanceHealth): void {
+    const probe = this.#options.probe;
+    // Probes are made by whoever reaches the instances (the agent adds its prober): a Discovery
+    // on its own never opens a connection to an instance.
+    if (probe === false || this.#closed || !state.ejected || this.#probers.size === 0) return;
+    if (probe.path === undefined && state.ejectedFor !== 'connect') return;
+    state.probeTimer = this.#clock.setTimeout(() => {
+      state.probeTimer = undefined;
+      if (!state.ejected || state.probing || this.#closed) return;
+      state.probing = true;
+      this.#probe(state, probe.path, probe.timeout).then(
+        (ok) => {
+          state.probing = false;
+          if (ok) this.#return(state, 'probe');
+          else this.#scheduleProbe(state);
+        },
+        () => {
+          state.probing = false;
+          this.#scheduleProbe(state);
+        },
+      );
+    }, probe.interval);
+  }
+
+  #probe(state: InstanceHealth, path: string | undefined, timeout: number): Promise<boolean> {
+    for (const prober of this.#probers) {
+      try {
+        const result = prober(state.key, path, timeout);
+        if (result !== undefined) return result;
+      } catch {
+        // A prober that throws is one that cannot reach the instance.
+      }
+    }
+    return Promise.resolve(false);
   }
 
   #notify(state: InstanceHealth, event: HealthEvent): void {
@@ -414,3 +609,4 @@ export class HealthTracker {
     }
   }
 }
+

@@ -7,17 +7,23 @@ export type { Clock, ClockTimer } from './clock.ts';
 export { Discovery, type InstancesChange } from './discovery.ts';
 export {
   DiscoveryAgent,
+  discoveryInterceptor,
   type AgentStats,
+  type Attempt,
+  type AttemptsInfo,
   type DiscoveryAgentOptions,
+  type DiscoveryInterceptor,
+  type DiscoveryInterceptorOptions,
   type InstanceStats,
   type PickMessage,
   type PoolCloseMessage,
   type PoolCreateMessage,
   type PoolOptions,
+  type RetryBudgetOptions,
   type RetryMessage,
-} from './agent.ts';
-export { discoveryInterceptor, type DiscoveryInterceptor, type DiscoveryInterceptorOptions } from './interceptor.ts';
-export type { RetryBudgetOptions, RetryOptions } from './retry.ts';
+  type RetryOptions,
+  type StallMessage,
+} from './agent/index.ts';
 export type { HealthTracker, HealthStats, InstanceHealth, InstanceHealthStats, FailureKind } from './health.ts';
 export { instanceKey } from './instance.ts';
 export type { CloudMapCallEvent, CloudMapRetryEvent, CloudMapSkippedEvent, CloudMapThrottledEvent } from './resolvers/cloudmap.ts';

@@ -401,6 +401,60 @@ export interface EjectionOptions {
    * @default 50
    */
   panicThreshold?: number;
+  /**
+   * Failure-percentage ejection (Envoy's `outlier_detection` failure percentage): an instance
+   * that fails at least `threshold` percent of its requests within `interval`, and at least twice
+   * the share of the other instances of its services, is ejected, however the failures are
+   * spread: a task failing every other request goes (consecutive counts never see it), while a
+   * service failing alike everywhere (a dependency down) keeps its instances. `false` turns it
+   * off.
+   * @default { threshold: 30, minRequests: 20, interval: 10_000 }
+   */
+  failurePercentage?: FailurePercentageOptions | false;
+  /**
+   * Probing of ejected instances, so one that recovers comes back as soon as it answers rather
+   * than when its ejection time ends. An instance ejected for refused or timed-out connections is
+   * probed with a TCP connect; with `path`, every ejected instance is probed with an HTTP GET of
+   * that path (an answer below 500 brings it back), which also tells a frozen instance (one that
+   * accepts connections and answers nothing) from a recovered one. `false` turns probing off.
+   * @default { interval: 1000, timeout: 1000 }
+   */
+  probe?: ProbeOptions | false;
+  /**
+   * The stall detector, in milliseconds: an instance that holds requests waiting for their
+   * response headers and answers none of them for this long is frozen. It is ejected at once
+   * (new requests go elsewhere), and the requests waiting on it move to another usable instance
+   * when that is safe: those not written yet always, written ones when they may be sent again
+   * (methods in `retry.methods`, a body that can be sent again) and their caller left
+   * `headersTimeout` at undici's default. The others keep waiting, up to their `headersTimeout`.
+   * Set it above the slowest response you expect; 0 turns it off. From 0 to 3,600,000.
+   * @default 10_000
+   */
+  stallTimeout?: number;
+}
+
+/** Failure-percentage ejection, see {@link EjectionOptions.failurePercentage}. */
+export interface FailurePercentageOptions {
+  /** The share of failed requests, in percent (1 to 100), that ejects an instance. @default 30 */
+  threshold?: number;
+  /** Requests an instance must have had in the interval before its share is judged (1 to 1,000,000). @default 20 */
+  minRequests?: number;
+  /** The window over which requests and failures are counted, in milliseconds (at least 100). @default 10_000 */
+  interval?: number;
+}
+
+/** Probing of ejected instances, see {@link EjectionOptions.probe}. */
+export interface ProbeOptions {
+  /** How often an ejected instance is probed, in milliseconds (at least 10). @default 1000 */
+  interval?: number;
+  /** How long a probe may take, in milliseconds (at least 10). @default 1000 */
+  timeout?: number;
+  /**
+   * An HTTP health path (`/health`), requested with the Host header and TLS servername of a name
+   * the instance serves. Without it, only instances ejected for connection failures are probed
+   * (TCP connect); the others return when their ejection time ends.
+   */
+  path?: string;
 }
 
 export interface DiscoveryOptions {

@@ -89,8 +89,13 @@ export interface Resolver {
  */
 export interface Balancer {
   update(instances: readonly Instance[]): void;
-  /** An instance, or undefined when the set is empty. */
-  pick(): Instance | undefined;
+  /**
+   * An instance, or undefined when the set is empty. With `exclude` (the keys of instances a
+   * request already tried, see `instanceKey`), an instance whose key is not in it, or undefined
+   * when every instance is excluded: a retry goes to another instance while one remains. A
+   * balancer that ignores `exclude` still works: the wrappers around it pick again.
+   */
+  pick(exclude?: ReadonlySet<string>): Instance | undefined;
   /** Releases subscriptions (health changes). No `update` or `pick` follows. Idempotent. */
   close?(): void;
 }

@@ -112,5 +112,16 @@ describe('npm run bench -- --quick', () => {
     const svg = await readFile(join(dir, 'results.svg'), 'utf8');
     expect(svg.startsWith('<svg')).toBe(true);
     expect(svg.trimEnd().endsWith('</svg>')).toBe(true);
+
+    // The request comparisons: like-for-like always; HAProxy when it is on the PATH.
+    expect(stdout).toContain('like-for-like');
+    expect(results.requests.likeForLike.ratioPerRound).toHaveLength(results.requests.rounds);
+    for (const ratio of results.requests.likeForLike.ratioPerRound) expect(ratio).toBeGreaterThan(0);
+    for (const ratio of results.requests.likeForLike.headToHeadPerRound) expect(ratio).toBeGreaterThan(0);
+    expect(results.requests.ownCost.signpostNs.median).toBeGreaterThan(0);
+    const lb = results.requests.loadBalancer;
+    if ('skipped' in lb) expect(lb.skipped).toContain('haproxy');
+    else for (const key of ['reqPerSec', 'p50', 'p99', 'cpuPerRequest']) expect(lb.ratios[key].median).toBeGreaterThan(0);
+    expect((await readFile(join(dir, 'requests.svg'), 'utf8')).startsWith('<svg')).toBe(true);
   });
 });

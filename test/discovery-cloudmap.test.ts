@@ -1,6 +1,6 @@
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
-import { DiscoveryAgent } from '../src/agent.ts';
+import { DiscoveryAgent } from '../src/agent/index.ts';
 import { Discovery } from '../src/discovery.ts';
 import type { DiscoveryOptions } from '../src/options.ts';
 import { Bind9 } from './support/bind9.ts';

@@ -11,7 +11,7 @@ import { createServer } from 'node:net';
 import { setupServer } from 'msw/node';
 import { request } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
-import { DiscoveryAgent } from '../src/agent.ts';
+import { DiscoveryAgent } from '../src/agent/index.ts';
 import { Discovery } from '../src/discovery.ts';
 import type { DiscoveryOptions } from '../src/options.ts';
 import { Bind9 } from './support/bind9.ts';

@@ -192,8 +192,8 @@ describe('HealthTracker', () => {
       unsubscribe('signpost:health:return', onReturn);
     }
     expect(seen).toEqual([
-      ['eject', { key: '10.0.0.1:8080', kind: 'connect', ejections: 1, ejectionTime: 30_000 }],
-      ['return', { key: '10.0.0.1:8080' }],
+      ['eject', { key: '10.0.0.1:8080', kind: 'connect', ejections: 1, ejectionTime: 30_000, reason: 'consecutive' }],
+      ['return', { key: '10.0.0.1:8080', by: 'timer' }],
     ]);
   });
 
@@ -245,6 +245,20 @@ describe('ejection options', () => {
     ['ejection.maxEjectedPercent', { maxEjectedPercent: 101 }],
     ['ejection.panicThreshold', { panicThreshold: -1 }],
     ['ejection.panicThreshold', { panicThreshold: 0.5 }],
+    ['ejection.failurePercentage', { failurePercentage: 30 }],
+    ['ejection.failurePercentage.threshold', { failurePercentage: { threshold: 0 } }],
+    ['ejection.failurePercentage.threshold', { failurePercentage: { threshold: 101 } }],
+    ['ejection.failurePercentage.minRequests', { failurePercentage: { minRequests: 0 } }],
+    ['ejection.failurePercentage.interval', { failurePercentage: { interval: 50 } }],
+    ['ejection.failurePercentage.typo', { failurePercentage: { treshold: 30 } }],
+    ['ejection.probe', { probe: true }],
+    ['ejection.probe.interval', { probe: { interval: 5 } }],
+    ['ejection.probe.timeout', { probe: { timeout: -1 } }],
+    ['ejection.probe.path', { probe: { path: 'health' } }],
+    ['ejection.probe.typo', { probe: { every: 1000 } }],
+    ['ejection.stallTimeout', { stallTimeout: -1 }],
+    ['ejection.stallTimeout', { stallTimeout: 3_600_001 }],
+    ['ejection.stallTimeout', { stallTimeout: '10s' }],
   ];
   test.each(bad)('%s: %j is rejected with SIGNPOST_ERR_INVALID_ARG', (_, value) => {
     expect(() => validateEjectionOptions(value)).toThrow(expect.objectContaining({ code: 'SIGNPOST_ERR_INVALID_ARG' }) as Error);
@@ -269,7 +283,143 @@ describe('ejection options', () => {
         maxEjectionTime: 1000,
         maxEjectedPercent: 100,
         panicThreshold: 0,
+        failurePercentage: { threshold: 50, minRequests: 10, interval: 5000 },
+        probe: { interval: 500, timeout: 200, path: '/health' },
+        stallTimeout: 0,
       }),
     ).not.toThrow();
+    expect(() => validateEjectionOptions({ failurePercentage: false, probe: false })).not.toThrow();
+  });
+});
+
+describe('outlier detection beyond consecutive failures', () => {
+  test('failure percentage: an instance failing every other request is ejected once it had minRequests', () => {
+    const { tracker, events } = setup();
+    const state = tracker.state(a);
+    for (let i = 0; i < 18; i++) {
+      tracker.onStart(state);
+      if (i % 2 === 0) tracker.onFailure(state, '5xx');
+      else tracker.onSuccess(state);
+    }
+    expect(state.ejected).toBe(false);
+    tracker.onStart(state);
+    tracker.onFailure(state, '5xx');
+    tracker.onStart(state);
+    tracker.onSuccess(state);
+    tracker.onStart(state);
+    tracker.onFailure(state, '5xx');
+    expect(state.ejected).toBe(true);
+    expect(events).toEqual(['eject 10.0.0.1:8080']);
+  });
+
+  test('failure percentage: a low share, or failures spread over more than the interval, do not eject', () => {
+    const { tracker, clock } = setup();
+    const state = tracker.state(a);
+    for (let i = 0; i < 200; i++) {
+      tracker.onStart(state);
+      if (i % 5 === 0) tracker.onFailure(state, '5xx');
+      else tracker.onSuccess(state);
+    }
+    expect(state.ejected).toBe(false);
+    const b1 = tracker.state(b);
+    for (let i = 0; i < 40; i++) {
+      clock.advance(11_000);
+      tracker.onStart(b1);
+      tracker.onFailure(b1, 'reset');
+      tracker.onStart(b1);
+      tracker.onSuccess(b1);
+    }
+    expect(b1.ejected).toBe(false);
+  });
+
+  test('failure percentage: a service failing alike everywhere keeps its instances', () => {
+    const { tracker } = setup();
+    const states = [a, b, c, d].map((i) => tracker.state(i));
+    for (let round = 0; round < 30; round++) {
+      for (const state of states) {
+        tracker.onStart(state);
+        if (round % 2 === 0) tracker.onFailure(state, '5xx');
+        else tracker.onSuccess(state);
+      }
+    }
+    expect(states.filter((s) => s.ejected)).toEqual([]);
+  });
+
+  test('failurePercentage: false turns it off', () => {
+    const { tracker } = setup({ failurePercentage: false });
+    const state = tracker.state(a);
+    for (let i = 0; i < 100; i++) {
+      tracker.onStart(state);
+      if (i % 2 === 0) tracker.onFailure(state, '5xx');
+      else tracker.onSuccess(state);
+    }
+    expect(state.ejected).toBe(false);
+  });
+
+  test('a stall ejects at once, and stallTimeout is 0 when ejection is off', () => {
+    const { tracker } = setup();
+    expect(tracker.stallTimeout).toBe(10_000);
+    const state = tracker.state(a);
+    tracker.onStall(state);
+    expect(state).toMatchObject({ ejected: true, ejectedFor: 'stall' });
+    expect(new HealthTracker(false, new FakeClock()).stallTimeout).toBe(0);
+    expect(new HealthTracker({ stallTimeout: 0 }, new FakeClock()).stallTimeout).toBe(0);
+  });
+
+  test('an instance ejected for connection failures is probed and returns as soon as a probe answers', async () => {
+    const { tracker, clock, events } = setup();
+    const probes: string[] = [];
+    let answering = false;
+    const remove = tracker.setProber((key, path, timeout) => {
+      probes.push(`${key} ${path ?? 'tcp'} ${timeout}`);
+      return Promise.resolve(answering);
+    });
+    const state = tracker.state(a);
+    fail(tracker, state, 'connect');
+    expect(state.ejected).toBe(true);
+    await clock.run(3000);
+    expect(probes).toEqual(['10.0.0.1:8080 tcp 1000', '10.0.0.1:8080 tcp 1000', '10.0.0.1:8080 tcp 1000']);
+    expect(state.ejected).toBe(true);
+    answering = true;
+    await clock.run(1000);
+    expect(state.ejected).toBe(false);
+    expect(events).toEqual(['eject 10.0.0.1:8080', 'return 10.0.0.1:8080']);
+    remove();
+  });
+
+  test('without a health path, an instance ejected for 5xx or a stall is not probed (it accepts connections)', async () => {
+    const { tracker, clock } = setup();
+    const probes: string[] = [];
+    tracker.setProber((key) => {
+      probes.push(key);
+      return Promise.resolve(true);
+    });
+    tracker.onStall(tracker.state(a));
+    await clock.run(5000);
+    expect(probes).toEqual([]);
+    expect(tracker.state(a).ejected).toBe(true);
+  });
+
+  test('with a health path, every ejected instance is probed with it', async () => {
+    const { tracker, clock } = setup({ probe: { path: '/health', interval: 500, timeout: 200 } });
+    const probes: string[] = [];
+    tracker.setProber((key, path, timeout) => {
+      probes.push(`${key} ${path} ${timeout}`);
+      return Promise.resolve(true);
+    });
+    tracker.onStall(tracker.state(a));
+    await clock.run(500);
+    expect(probes).toEqual(['10.0.0.1:8080 /health 200']);
+    expect(tracker.state(a).ejected).toBe(false);
+  });
+
+  test('a Discovery on its own never probes: without a prober, an ejected instance waits for its time', async () => {
+    const { tracker, clock } = setup();
+    const state = tracker.state(a);
+    fail(tracker, state, 'connect');
+    await clock.run(29_000);
+    expect(state.ejected).toBe(true);
+    await clock.run(1000);
+    expect(state.ejected).toBe(false);
   });
 });

@@ -53,6 +53,8 @@ describe('the packed tarball', () => {
       'bench/fleet-health.svg',
       'bench/fleet.json',
       'bench/fleet.svg',
+      'bench/requests.json',
+      'bench/requests.svg',
       'bench/results.json',
       'bench/results.svg',
       'package.json',

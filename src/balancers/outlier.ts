@@ -5,6 +5,7 @@
 import { channel } from 'node:diagnostics_channel';
 import type { HealthGroup, HealthTracker } from '../health.ts';
 import type { Balancer, Instance } from '../types.ts';
+import { allowed, anyNotExcluded, keysOf } from './exclude.ts';
 
 /** The message of `signpost:balancer:panic`, published when a set enters panic mode. */
 export interface PanicMessage {
@@ -69,6 +70,8 @@ export class OutlierBalancer implements Balancer {
   readonly #inner: Balancer;
   readonly #filter: OutlierFilter;
   #instances: readonly Instance[] = [];
+  #usable: readonly Instance[] = [];
+  #usableKeys: readonly string[] | undefined;
   #closed = false;
 
   constructor(inner: Balancer, health: HealthTracker, name = '') {
@@ -79,11 +82,16 @@ export class OutlierBalancer implements Balancer {
   update(instances: readonly Instance[]): void {
     if (this.#closed) return;
     this.#instances = instances;
-    this.#inner.update(this.#filter.filter(instances));
+    this.#usable = this.#filter.filter(instances);
+    this.#usableKeys = undefined;
+    this.#inner.update(this.#usable);
   }
 
-  pick(): Instance | undefined {
-    return this.#inner.pick();
+  pick(exclude?: ReadonlySet<string>): Instance | undefined {
+    const picked = this.#inner.pick(exclude);
+    if (exclude === undefined || allowed(picked, exclude)) return picked;
+    // A policy that does not take `exclude` (a custom one): any usable instance not tried yet.
+    return anyNotExcluded(this.#usable, (this.#usableKeys ??= keysOf(this.#usable)), exclude);
   }
 
   close(): void {

@@ -3,6 +3,7 @@
  * pick costs the same for 2 instances or 2,000.
  */
 import type { Balancer, Instance } from '../types.ts';
+import { keysOf } from './exclude.ts';
 import { lowestPriority } from './priority.ts';
 import { random } from './random.ts';
 
@@ -27,6 +28,8 @@ export interface WeightedBalancerOptions {
 export class WeightedBalancer implements Balancer {
   readonly #weightAttribute: string | undefined;
   #instances: readonly Instance[] = [];
+  #keys: readonly string[] = [];
+  #weights: readonly number[] = [];
   // Vose's alias method: slot i is instance i with probability #keep[i], else #alias[i], so a pick
   // is one random number and one comparison whatever the number of instances.
   #keep = new Float64Array(0);
@@ -62,16 +65,35 @@ export class WeightedBalancer implements Balancer {
       ((scaled[l] as number) < 1 ? small : large).push(l);
     }
     this.#instances = group;
+    this.#keys = keysOf(group);
+    this.#weights = weights.map((weight) => (weight > 0 ? weight : zeroWeight));
     this.#keep = keep;
     this.#alias = alias;
   }
 
-  pick(): Instance | undefined {
+  pick(exclude?: ReadonlySet<string>): Instance | undefined {
     const n = this.#instances.length;
+    if (exclude !== undefined && exclude.size > 0) return this.#pickExcluding(exclude);
     if (n <= 1) return this.#instances[0];
     const r = random() * n;
     const i = r | 0;
     return this.#instances[r - i < (this.#keep[i] as number) ? i : (this.#alias[i] as number)];
+  }
+
+  /** Weighted random over the instances not excluded (a retry: linear, off the hot path). */
+  #pickExcluding(exclude: ReadonlySet<string>): Instance | undefined {
+    let total = 0;
+    for (let i = 0; i < this.#instances.length; i++) if (!exclude.has(this.#keys[i]!)) total += this.#weights[i]!;
+    if (total === 0) return undefined;
+    let r = random() * total;
+    let last: Instance | undefined;
+    for (let i = 0; i < this.#instances.length; i++) {
+      if (exclude.has(this.#keys[i]!)) continue;
+      last = this.#instances[i];
+      r -= this.#weights[i]!;
+      if (r < 0) return last;
+    }
+    return last;
   }
 
   #weightOf(instance: Instance): number {

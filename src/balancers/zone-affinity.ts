@@ -12,6 +12,7 @@
  */
 import type { HealthTracker } from '../health.ts';
 import type { Balancer, Instance } from '../types.ts';
+import { allowed, anyNotExcluded, keysOf } from './exclude.ts';
 import { OutlierFilter } from './outlier.ts';
 
 export const DEFAULT_MIN_LOCAL = 2;
@@ -49,6 +50,8 @@ export class ZoneAffinityBalancer implements Balancer {
   readonly #byZone = new Map<string, Balancer>();
   #all: Balancer | undefined;
   #instances: readonly Instance[] = [];
+  #usable: readonly Instance[] = [];
+  #usableKeys: readonly string[] | undefined;
   #mode: Mode = 'all';
   #target: Balancer | undefined;
   #spill: Balancer[] = [];
@@ -72,6 +75,8 @@ export class ZoneAffinityBalancer implements Balancer {
     if (this.#closed) return;
     this.#instances = instances;
     const usable = this.#filter.filter(instances);
+    this.#usable = usable;
+    this.#usableKeys = undefined;
     const zone = this.#zone.current;
     if (zone === undefined || usable.length === 0) return this.#useAll(usable);
 
@@ -129,13 +134,20 @@ export class ZoneAffinityBalancer implements Balancer {
     this.#target = undefined;
   }
 
-  pick(): Instance | undefined {
-    if (this.#target !== undefined) return this.#target.pick();
-    const sums = this.#spillSums;
-    const r = Math.random();
-    let i = 0;
-    while ((sums[i] as number) <= r) i++;
-    return this.#spill[i]?.pick();
+  pick(exclude?: ReadonlySet<string>): Instance | undefined {
+    let picked: Instance | undefined;
+    if (this.#target !== undefined) picked = this.#target.pick(exclude);
+    else {
+      const sums = this.#spillSums;
+      const r = Math.random();
+      let i = 0;
+      while ((sums[i] as number) <= r) i++;
+      picked = this.#spill[i]?.pick(exclude);
+    }
+    if (exclude === undefined || allowed(picked, exclude)) return picked;
+    // Every instance of the chosen zone was tried: a retry crosses to another zone rather than
+    // going back to one that failed.
+    return anyNotExcluded(this.#usable, (this.#usableKeys ??= keysOf(this.#usable)), exclude);
   }
 
   close(): void {

@@ -1,9 +1,9 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import { Agent, request, fetch as undiciFetch, getGlobalDispatcher, setGlobalDispatcher } from 'undici';
+import { Agent, errors, request, fetch as undiciFetch, getGlobalDispatcher, setGlobalDispatcher } from 'undici';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { DiscoveryAgent } from '../../src/agent.ts';
+import { DiscoveryAgent } from '../../src/agent/index.ts';
 import { Discovery } from '../../src/discovery.ts';
-import { discoveryInterceptor } from '../../src/interceptor.ts';
+import { discoveryInterceptor } from '../../src/agent/index.ts';
 import { Fleet } from '../support/servers.ts';
 
 const NAME = 'api.test.local';
@@ -18,7 +18,8 @@ describe('DiscoveryAgent over static instances', () => {
   });
 
   afterEach(async () => {
-    await agent.close();
+    // destroy(), not close(): a closed agent refuses to close again, as undici's dispatchers do.
+    await agent.destroy();
     await fleet.close();
   });
 
@@ -107,14 +108,19 @@ describe('DiscoveryAgent over static instances', () => {
     expect(pools).toHaveLength(3);
   });
 
-  it('close() and destroy() are idempotent, and a closed agent fails with SIGNPOST_ERR_CLOSED', async () => {
+  it("close() and destroy() are idempotent, and a closed agent answers as undici's does", async () => {
     await (await request(`http://${NAME}/c`, { dispatcher: agent })).body.text();
     await Promise.all([agent.close(), agent.close()]);
-    await agent.close();
+    expect(agent.closed).toBe(true);
+    // A dispatcher is destroyed once its close finished, as undici's are: closing it again, or
+    // using it, gives ClientDestroyedError; destroying it again is a no-op.
+    expect(agent.destroyed).toBe(true);
+    await expect(agent.close()).rejects.toBeInstanceOf(errors.ClientDestroyedError);
     await agent.destroy();
     await agent.destroy();
-    await new Promise<void>((resolve) => agent.close(resolve));
-    await expect(request(`http://${NAME}/after`, { dispatcher: agent })).rejects.toMatchObject({ code: 'SIGNPOST_ERR_CLOSED' });
+    const callbackError = await new Promise<unknown>((resolve) => agent.close((error) => resolve(error)));
+    expect(callbackError).toBeInstanceOf(errors.ClientDestroyedError);
+    await expect(request(`http://${NAME}/after`, { dispatcher: agent })).rejects.toBeInstanceOf(errors.ClientDestroyedError);
   });
 });
 
@@ -133,7 +139,7 @@ describe('destroy() with requests in flight', () => {
       const results = await settled;
       for (const r of results) {
         expect(r.status).toBe('rejected');
-        expect((r as PromiseRejectedResult).reason).toMatchObject({ code: 'SIGNPOST_ERR_CLOSED' });
+        expect((r as PromiseRejectedResult).reason).toBeInstanceOf(errors.ClientDestroyedError);
       }
       expect(created).toHaveLength(2);
     } finally {

@@ -1,7 +1,7 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DiscoveryAgent, type PoolCloseMessage } from '../../src/agent.ts';
+import { DiscoveryAgent, type PoolCloseMessage } from '../../src/agent/index.ts';
 import { Bind9 } from '../support/bind9.ts';
 import { Fleet } from '../support/servers.ts';
 

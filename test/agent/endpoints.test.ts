@@ -1,7 +1,7 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DiscoveryAgent, type PoolCloseMessage, type PoolCreateMessage } from '../../src/agent.ts';
+import { DiscoveryAgent, type PoolCloseMessage, type PoolCreateMessage } from '../../src/agent/index.ts';
 import { Bind9 } from '../support/bind9.ts';
 import { Fleet } from '../support/servers.ts';
 
@@ -37,8 +37,9 @@ describe('DiscoveryAgent: what it keeps per instance and per origin', () => {
       ['none', undefined],
       ['object', { 'x-a': '1' }],
       ['flat array', ['x-a', '1']],
-      ['pairs', [['x-a', '1']]],
+      ['flat array with a list value', ['x-a', ['1', '2']]],
       ['iterable', new Map([['x-a', '1']])],
+      ['iterable with a list value', new Map([['x-a', ['1', '2']]])],
       ['object with Host', { Host: 'own.example' }],
       ['flat array with host', ['host', 'own.example']],
       ['iterable with host', new Map([['host', 'own.example']])],

@@ -1,9 +1,10 @@
-import { request } from 'undici';
+import { Pool, request } from 'undici';
 import { describe, expect, it } from 'vitest';
-import { DiscoveryAgent } from '../../src/agent.ts';
+import { DiscoveryAgent, type AttemptsInfo } from '../../src/agent/index.ts';
 import { Discovery } from '../../src/discovery.ts';
-import { discoveryInterceptor } from '../../src/interceptor.ts';
-import { classifyFailure, provesNotSent, RetryBudget, retryPolicy } from '../../src/retry.ts';
+import { discoveryInterceptor } from '../../src/agent/index.ts';
+import { RetryBudget } from '../../src/agent/retry-budget.ts';
+import { classifyFailure, provesNotSent, retryPolicy } from '../../src/agent/retry-policy.ts';
 import { Fleet } from '../support/servers.ts';
 
 const NAME = 'api.test.local';
@@ -33,6 +34,16 @@ describe('DiscoveryAgent options', () => {
     ['allowH2', { allowH2: 'yes' }],
     ['maxRequestsPerClient', { maxRequestsPerClient: 0 }],
     ['localAddress', { localAddress: '' }],
+    ['connectTimeout', { connectTimeout: -1 }],
+    ['factory', { factory: 'pool' }],
+    ['maxResponseSize (checked by undici)', { maxResponseSize: 'big' }],
+    ['maxConcurrentStreams (checked by undici)', { maxConcurrentStreams: 0 }],
+    ['autoSelectFamilyAttemptTimeout (checked by undici)', { autoSelectFamilyAttemptTimeout: -5 }],
+    ['pingInterval (checked by undici)', { pingInterval: 1.5 }],
+    ['maxOrigins (checked by undici)', { maxOrigins: 0 }],
+    ['clientTtl (checked by undici)', { clientTtl: 'soon' }],
+    ['keepAlive (undici says what to use instead)', { keepAlive: true }],
+    ['socketTimeout (undici says what to use instead)', { socketTimeout: 1000 }],
     ['retry', { retry: 3 }],
     ['retry (unknown key)', { retry: { retires: 3 } }],
     ['retry.retries', { retry: { retries: -1 } }],
@@ -57,6 +68,29 @@ describe('DiscoveryAgent options', () => {
       expect(codeOf(() => new DiscoveryAgent({ services, ...options } as never))).toBe('SIGNPOST_ERR_INVALID_ARG');
     });
   }
+
+  it('an unknown option is named, with the options of Discovery, of the agent and of undici', () => {
+    let message = '';
+    try {
+      new DiscoveryAgent({ services, conections: 10 } as never);
+    } catch (error) {
+      message = (error as Error).message;
+    }
+    expect(message).toContain('conections');
+    for (const known of ['namespaces', 'retry', 'discovery', 'connections', 'connectTimeout', 'maxResponseSize', 'clientTtl']) expect(message).toContain(known);
+  });
+
+  it("undici's rejection of an option keeps undici's message", () => {
+    let error: (Error & { code?: string; cause?: unknown }) | undefined;
+    try {
+      new DiscoveryAgent({ services, keepAlive: true } as never);
+    } catch (e) {
+      error = e as Error & { code?: string };
+    }
+    expect(error?.code).toBe('SIGNPOST_ERR_INVALID_ARG');
+    expect(error?.message).toContain('use pipelining=0 instead');
+    expect((error?.cause as { code?: string }).code).toBe('UND_ERR_INVALID_ARG');
+  });
 
   it('rejects options that is not an object', () => {
     expect(codeOf(() => new DiscoveryAgent(42 as never))).toBe('SIGNPOST_ERR_INVALID_ARG');
@@ -86,8 +120,26 @@ describe('DiscoveryAgent options', () => {
       allowH2: false,
       maxRequestsPerClient: 100,
       localAddress: '127.0.0.1',
+      connectTimeout: 2000,
+      clientTtl: 60_000,
+      maxOrigins: 100,
+      autoSelectFamily: true,
+      autoSelectFamilyAttemptTimeout: 250,
+      maxResponseSize: 1_000_000,
+      strictContentLength: true,
+      maxConcurrentStreams: 100,
+      pingInterval: 30_000,
+      initialWindowSize: 65_535,
+      connectionWindowSize: 1_048_576,
+      maxCachedSessions: 10,
+      webSocket: { maxPayloadSize: 1024 },
+      eventSource: { maxEventSize: 1024 },
+      factory: (origin: URL, options: object) => new Pool(origin, options),
+      ejection: { failurePercentage: { threshold: 50 }, probe: { path: '/health' }, stallTimeout: 20_000 },
       retry: { retries: 0, methods: ['get', 'POST'], minDelay: 0, maxDelay: 0, budget: false },
     });
+    expect(agent.webSocketOptions).toMatchObject({ maxPayloadSize: 1024 });
+    expect(agent.eventSourceOptions).toMatchObject({ maxEventSize: 1024 });
     await agent.close();
   });
 
@@ -113,7 +165,8 @@ describe('retry policy', () => {
     const err = (code: string) => Object.assign(new Error(code), { code });
     expect(classifyFailure(err('ECONNREFUSED'))).toEqual({ kind: 'connect', transport: true });
     expect(classifyFailure(err('ERR_TLS_CERT_ALTNAME_INVALID'))).toEqual({ kind: 'connect', transport: true });
-    expect(classifyFailure(err('UND_ERR_CONNECT_TIMEOUT'))).toEqual({ kind: 'timeout', transport: true });
+    // A connect timeout ejects as fast as a refusal: the instance cannot be reached at all.
+    expect(classifyFailure(err('UND_ERR_CONNECT_TIMEOUT'))).toEqual({ kind: 'connect', transport: true });
     expect(classifyFailure(err('UND_ERR_HEADERS_TIMEOUT'))).toEqual({ kind: 'timeout', transport: true });
     expect(classifyFailure(err('ECONNRESET'))).toEqual({ kind: 'reset', transport: true });
     expect(classifyFailure(err('UND_ERR_SOCKET'))).toEqual({ kind: 'reset', transport: true });
@@ -157,9 +210,12 @@ describe('bad input gives a typed error and no hang', () => {
     await fleet.close();
     const agent = new DiscoveryAgent({ services: { [NAME]: { via: 'static', instances: fleet.instances } } });
     try {
-      const error = await request(`http://${NAME}/`, { dispatcher: agent }).catch((e: unknown) => e);
-      expect(error).toMatchObject({ code: 'SIGNPOST_ERR_RETRIES_EXHAUSTED', hostname: NAME });
-      expect((error as Error).message).toContain(NAME);
+      const error = (await request(`http://${NAME}/`, { dispatcher: agent }).catch((e: unknown) => e)) as Error & AttemptsInfo;
+      // The last instance's own error, with every attempt.
+      expect(error).toMatchObject({ code: 'ECONNREFUSED' });
+      expect(error.attempts).toHaveLength(3);
+      expect([...new Set(error.attempts.map((a) => a.instance))].sort()).toEqual(fleet.instances.map((i) => `${i.address}:${i.port}`).sort());
+      expect(error.retryStop).toContain('retries');
     } finally {
       await agent.close();
     }

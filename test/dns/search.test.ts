@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { DiscoveryAgent } from '../../src/agent.ts';
+import { DiscoveryAgent } from '../../src/agent/index.ts';
 import { Discovery } from '../../src/discovery.ts';
 import { candidatesOf, readHostsFile } from '../../src/dns/search.ts';
 import type { DiscoveryOptions } from '../../src/options.ts';

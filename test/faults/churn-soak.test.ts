@@ -7,7 +7,7 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { request } from 'undici';
-import { DiscoveryAgent } from '../../src/agent.ts';
+import { DiscoveryAgent } from '../../src/agent/index.ts';
 import { Discovery } from '../../src/discovery.ts';
 import { FakeCloudMap } from '../support/fake-cloudmap.ts';
 import { Backend, Ledger, startFleet } from './backends.ts';

@@ -8,7 +8,7 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { errors, request } from 'undici';
-import { DiscoveryAgent } from '../../src/agent.ts';
+import { DiscoveryAgent } from '../../src/agent/index.ts';
 import { Discovery } from '../../src/discovery.ts';
 import { Backend, Ledger, startFleet, type Mode } from './backends.ts';
 import { handlesAbove, openHandles, ProcessWatch, report, scaled } from './support.ts';

@@ -1,9 +1,9 @@
 /**
- * When a failed attempt may be tried again on another instance, and how often: the policy
- * (which failures, which methods, how many retries, the backoff) and the retry budget that caps
- * retries as a share of traffic, so an outage is not multiplied by the clients that retry into it.
+ * When a failed attempt may be tried again on another instance, and how often: which failures,
+ * which methods, how many retries, the backoff. The budget that caps retries as a share of
+ * traffic is in retry-budget.ts.
  */
-import { checkDuration, checkInteger, checkKeys, checkNumber, checkObject, checkString, invalid } from './validate.ts';
+import { checkDuration, checkInteger, checkKeys, checkNumber, checkObject, checkString, invalid } from '../validate.ts';
 
 export const DEFAULT_RETRIES = 2;
 export const DEFAULT_MIN_DELAY_MS = 50;
@@ -123,70 +123,6 @@ export function retryPolicy(options: unknown): RetryPolicy {
   return { retries: o.retries ?? DEFAULT_RETRIES, methods: new Set(methods), minDelay, maxDelay, budget };
 }
 
-const BUDGET_STEPS = 10;
-
-/**
- * Counts requests and retries over a sliding window of ten steps. A retry is allowed while the
- * retries in the window stay under `max(minRetries, ratio × requests)`.
- */
-export class RetryBudget {
-  readonly #ratio: number;
-  readonly #minRetries: number;
-  readonly #step: number;
-  readonly #requests = new Array<number>(BUDGET_STEPS).fill(0);
-  readonly #retries = new Array<number>(BUDGET_STEPS).fill(0);
-  #requestTotal = 0;
-  #retryTotal = 0;
-  /** The index of the current step since the epoch of `performance.now()`. */
-  #current = 0;
-  /** Requests since the clock was last read on a request. */
-  #sinceClock = 0;
-  /** Retries refused by the budget, in all. */
-  denied = 0;
-
-  constructor(options: Required<RetryBudgetOptions>) {
-    this.#ratio = options.ratio;
-    this.#minRetries = options.minRetries;
-    this.#step = options.window / BUDGET_STEPS;
-  }
-
-  /** A new request (not a retry) started. */
-  request(): void {
-    // The clock is read every 64th request only: at rates where that matters, 64 requests span
-    // far less than a step, and a sparse caller is covered by minRetries. tryRetry reads it always.
-    if ((++this.#sinceClock & 63) === 1) this.#advance();
-    this.#requests[this.#current % BUDGET_STEPS]!++;
-    this.#requestTotal++;
-  }
-
-  /** Takes one retry from the budget; false when it is spent. */
-  tryRetry(): boolean {
-    this.#advance();
-    if (this.#retryTotal >= Math.max(this.#minRetries, this.#ratio * this.#requestTotal)) {
-      this.denied++;
-      return false;
-    }
-    this.#retries[this.#current % BUDGET_STEPS]!++;
-    this.#retryTotal++;
-    return true;
-  }
-
-  #advance(): void {
-    const now = Math.floor(performance.now() / this.#step);
-    if (now === this.#current) return;
-    // Steps that fell out of the window are emptied; after a long pause, all of them.
-    const stale = Math.min(now - this.#current, BUDGET_STEPS);
-    for (let i = 1; i <= stale; i++) {
-      const slot = (this.#current + i) % BUDGET_STEPS;
-      this.#requestTotal -= this.#requests[slot]!;
-      this.#retryTotal -= this.#retries[slot]!;
-      this.#requests[slot] = 0;
-      this.#retries[slot] = 0;
-    }
-    this.#current = now;
-  }
-}
-
 /** Errors of a connection that could not be made (or went unreachable). */
 const NOT_SENT_CODES: ReadonlySet<string> = new Set([
   'ECONNREFUSED',
@@ -213,7 +149,11 @@ const TLS_CODE = /^(ERR_TLS_|ERR_SSL_|CERT_|UNABLE_TO_|DEPTH_ZERO_|SELF_SIGNED_|
 
 /** How an attempt failed, as the retry policy and the health tracker see it. */
 export interface FailureClass {
-  /** `connect`/`timeout`/`reset`, as reported to outlier ejection; undefined: not the instance's fault. */
+  /**
+   * `connect`/`timeout`/`reset`, as reported to outlier ejection; undefined: not the instance's
+   * fault. A connect timeout is a `connect` failure: like a refusal, it means the instance cannot
+   * be reached at all (a security group dropping the traffic, a dead host), and it ejects as fast.
+   */
   readonly kind: 'connect' | 'timeout' | 'reset' | undefined;
   /** Whether another attempt could help at all (a transport failure, not a bad request). */
   readonly transport: boolean;
@@ -224,14 +164,18 @@ export function errorCode(error: unknown): string | undefined {
   return typeof code === 'string' ? code : undefined;
 }
 
+const CONNECT: FailureClass = { kind: 'connect', transport: true };
+const TIMEOUT: FailureClass = { kind: 'timeout', transport: true };
+const RESET: FailureClass = { kind: 'reset', transport: true };
+const OTHER: FailureClass = { kind: undefined, transport: false };
+
 export function classifyFailure(error: unknown): FailureClass {
   const code = errorCode(error);
-  if (code === undefined) return { kind: undefined, transport: false };
-  if (code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'ETIMEDOUT') return { kind: 'timeout', transport: true };
-  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return { kind: 'timeout', transport: true };
-  if (NOT_SENT_CODES.has(code) || TLS_CODE.test(code)) return { kind: 'connect', transport: true };
-  if (BROKEN_CODES.has(code)) return { kind: 'reset', transport: true };
-  return { kind: undefined, transport: false };
+  if (code === undefined) return OTHER;
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return TIMEOUT;
+  if (NOT_SENT_CODES.has(code) || TLS_CODE.test(code)) return CONNECT;
+  if (BROKEN_CODES.has(code)) return RESET;
+  return OTHER;
 }
 
 /**
@@ -247,45 +191,3 @@ export function provesNotSent(error: unknown): boolean {
   return code !== undefined && ONLY_BEFORE_SEND_CODES.has(code);
 }
 
-/**
- * Whether the body can be sent again: buffers and strings always; a stream or an iterable only
- * while nothing was read from it (undici consumes it on the first attempt).
- */
-export function bodyReplayable(body: unknown, iterated: boolean): boolean {
-  if (body == null || typeof body === 'string' || body instanceof Uint8Array || body instanceof ArrayBuffer) return true;
-  if (typeof (body as { pipe?: unknown }).pipe === 'function') {
-    const stream = body as { readableDidRead?: boolean; destroyed?: boolean };
-    return !iterated && stream.readableDidRead !== true && stream.destroyed !== true;
-  }
-  if (Array.isArray(body) || ArrayBuffer.isView(body)) return true;
-  return !iterated;
-}
-
-/**
- * Wraps an iterable body so the request knows whether the first attempt began to read it (an
- * async generator, as fetch sends, cannot be read twice).
- */
-export function trackIterable(
-  body: AsyncIterable<unknown> | Iterable<unknown>,
-  onIterate: () => void,
-): AsyncIterable<unknown> {
-  return {
-    async *[Symbol.asyncIterator]() {
-      onIterate();
-      yield* body as AsyncIterable<unknown>;
-    },
-  };
-}
-
-/** Whether a body needs {@link trackIterable}: a non-stream iterable that is not an array or buffer. */
-export function needsTracking(body: unknown): body is AsyncIterable<unknown> | Iterable<unknown> {
-  if (body == null || typeof body !== 'object') return false;
-  if (typeof (body as { pipe?: unknown }).pipe === 'function') return false;
-  if (Array.isArray(body) || ArrayBuffer.isView(body) || body instanceof ArrayBuffer) return false;
-  // FormData and Blob are re-read by undici on every attempt.
-  if (typeof Blob !== 'undefined' && body instanceof Blob) return false;
-  if (typeof FormData !== 'undefined' && body instanceof FormData) return false;
-  const tag = (body as { [Symbol.toStringTag]?: unknown })[Symbol.toStringTag];
-  if (tag === 'FormData' || tag === 'Blob' || tag === 'File') return false;
-  return Symbol.asyncIterator in body || Symbol.iterator in body;
-}
