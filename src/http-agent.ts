@@ -14,12 +14,13 @@
  *   another instance whatever the method: nothing of the request was sent.
  * - Names the Discovery does not handle, IP literals and Unix sockets go the plain agent's way.
  */
-import { ClientRequest, Agent as HttpAgent, type AgentOptions as HttpAgentOptions, type IncomingMessage } from 'node:http';
-import { Agent as HttpsAgent, type AgentOptions as HttpsAgentOptions } from 'node:https';
+import { ClientRequest, Agent as HttpAgent, request as httpRequest, type AgentOptions as HttpAgentOptions, type IncomingMessage } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest, type AgentOptions as HttpsAgentOptions } from 'node:https';
 import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { Discovery } from './discovery.ts';
 import { InvalidArgumentError } from './errors.ts';
+import { tcpProbe } from './agent/probe.ts';
 import type { FailureKind } from './health.ts';
 import { instanceKey } from './instance.ts';
 import { lookupError } from './lookup.ts';
@@ -157,8 +158,11 @@ class NodeAgentRouting {
   readonly #https: boolean;
   readonly #handled = new Map<string, boolean>();
   readonly #unsubscribe: () => void;
+  readonly #unprobe: () => void;
   /** Instance key → the agent pool names (getName) of its connections. */
   readonly #pools = new Map<string, Set<string>>();
+  /** Instance key → where this agent last reached it, and for which name: what a probe needs. */
+  readonly #reached = new Map<string, { address: string; port: number; name: string }>();
   destroyed = false;
 
   constructor(agent: HttpAgent, discovery: Discovery, retries: number, timeout: number, https: boolean) {
@@ -176,6 +180,44 @@ class NodeAgentRouting {
       else self.#instancesLeft(change.removed);
     });
     this.#unsubscribe = unsubscribe;
+    // Ejected instances this agent reached are probed by it, and return as soon as they answer.
+    const unprobe = this.#health.setProber((key, path, timeout) => {
+      const self = ref.deref();
+      if (self === undefined) {
+        unprobe();
+        return undefined;
+      }
+      return self.#probe(key, path, timeout);
+    });
+    this.#unprobe = unprobe;
+  }
+
+  /** A TCP connect, or with a health path a GET of it sent as the name (any answer below 500 passes). */
+  #probe(key: string, path: string | undefined, timeout: number): Promise<boolean> | undefined {
+    const reached = this.#reached.get(key);
+    if (reached === undefined || this.destroyed) return undefined;
+    if (path === undefined) return tcpProbe(reached.address, reached.port, timeout);
+    const options = {
+      ...((this.#agent as unknown as { options: Record<string, unknown> }).options),
+      host: reached.address,
+      port: reached.port,
+      path,
+      method: 'GET',
+      headers: { host: reached.name },
+      agent: false,
+      timeout,
+      ...(this.#https && { servername: servernameOf(undefined, reached.name) }),
+    };
+    return new Promise((resolve) => {
+      const req = (this.#https ? httpsRequest : httpRequest)(options as never, (res: IncomingMessage) => {
+        res.resume();
+        req.destroy();
+        resolve((res.statusCode ?? 500) < 500);
+      });
+      req.on('timeout', () => req.destroy());
+      req.on('error', () => resolve(false));
+      req.end();
+    });
   }
 
   #handles(host: string): boolean {
@@ -351,6 +393,7 @@ class NodeAgentRouting {
         socket[kInstance] = instance;
         if (elsewhere) socket[kElsewhere] = true;
         this.#remember(instance, attemptOptions._agentKey ?? poolName);
+        this.#reached.set(instanceKey(instance), { address: instance.address, port, name: route.name });
         finish(null, socket);
       };
       const onError = (error: Error): void => {
@@ -404,6 +447,7 @@ class NodeAgentRouting {
       if (this.#discovery.hasInstance(key)) continue;
       const names = this.#pools.get(key);
       this.#pools.delete(key);
+      this.#reached.delete(key);
       for (const name of names ?? []) for (const socket of agent.freeSockets[name] ?? []) socket.destroy();
     }
   }
@@ -411,7 +455,9 @@ class NodeAgentRouting {
   destroy(): void {
     this.destroyed = true;
     this.#unsubscribe();
+    this.#unprobe();
     this.#pools.clear();
+    this.#reached.clear();
   }
 }
 
@@ -421,8 +467,8 @@ function failRequest(req: ClientRequest, error: Error): void {
 }
 
 /** The TLS servername: the Host header's name, as Node's agent computes it, else the name called. */
-function servernameOf(req: ClientRequest, name: string): string {
-  const header = req.getHeader('host');
+function servernameOf(req: ClientRequest | undefined, name: string): string {
+  const header = req?.getHeader('host');
   let host = typeof header === 'string' && header !== '' ? header : name;
   if (host.startsWith('[')) {
     const end = host.indexOf(']');

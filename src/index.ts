@@ -26,4 +26,13 @@ export {
 } from './agent/index.ts';
 export type { HealthTracker, HealthStats, InstanceHealth, InstanceHealthStats, FailureKind } from './health.ts';
 export { instanceKey } from './instance.ts';
+export type { DiscoveryLookup } from './lookup.ts';
+export {
+  DiscoveryHttpAgent,
+  DiscoveryHttpsAgent,
+  type ConnectAttempt,
+  type DiscoveryHttpAgentOptions,
+  type DiscoveryHttpsAgentOptions,
+  type DiscoveryNodeAgentOptions,
+} from './http-agent.ts';
 export type { CloudMapCallEvent, CloudMapRetryEvent, CloudMapSkippedEvent, CloudMapThrottledEvent } from './resolvers/cloudmap.ts';

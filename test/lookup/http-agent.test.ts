@@ -132,6 +132,15 @@ describe('DiscoveryHttpAgent over SRV records', () => {
       const state = discovery.health.stats().states.find((s) => s.key === `${dead.address}:${dead.port}`);
       expect(state).toMatchObject({ ejected: true });
       expect(state!.failures).toBeLessThanOrEqual(3);
+      // Back on its port, the agent's probe returns it long before its 30 s ejection ends.
+      await dead.listen(dead.port);
+      await vi.waitFor(
+        async () => {
+          await get(`http://${API}/`, agent);
+          expect(dead.count).toBeGreaterThan(before.get(dead.address)!);
+        },
+        { timeout: 10_000, interval: 100 },
+      );
     } finally {
       agent.destroy();
       await discovery.close();
