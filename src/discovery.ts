@@ -378,7 +378,7 @@ export class Discovery {
   /** The instances served for a host now, without I/O (empty when not resolved). */
   instancesSync(host: string): readonly Instance[] {
     checkHostArgument('instancesSync()', host);
-    return this.#views.get(normalizeName(host))?.instances ?? [];
+    return (this.#views.get(host) ?? this.#views.get(normalizeName(host)))?.instances ?? [];
   }
 
   /** True while some cached name still serves this instance key (`address:port`). */

@@ -304,10 +304,23 @@ export function createLookup(discovery: Discovery): DiscoveryLookup {
     }
     const first = toAnswer(picked.address, want);
     if (!query.all) return first;
-    const list = [first, ...fallbacks(instances, picked, want)];
+    const list = [first];
+    fallbacks(instances, picked, want, list);
     // `order` sorts the whole list (stably: the balanced address, of the preferred family, stays first).
     if (prefer !== 0) list.sort((a, b) => (a.family === prefer ? 0 : 1) - (b.family === prefer ? 0 : 1));
     return list;
+  };
+
+  /** Per instance set: the health state of each instance and whether addresses repeat (SRV: one host, several ports). */
+  const setStates = new WeakMap<readonly Instance[], { states: Array<{ readonly ejected?: boolean }>; repeats: boolean }>();
+  const statesOf = (instances: readonly Instance[]): { states: Array<{ readonly ejected?: boolean }>; repeats: boolean } => {
+    let known = setStates.get(instances);
+    if (known === undefined) {
+      const addresses = new Set(instances.map((i) => i.address));
+      known = { states: instances.map((i) => discovery.health.state(i)), repeats: addresses.size < instances.length };
+      setStates.set(instances, known);
+    }
+    return known;
   };
 
   /**
@@ -315,20 +328,25 @@ export function createLookup(discovery: Discovery): DiscoveryLookup {
    * fails): the other usable instances of the families asked for, not ejected, the caller's zone
    * first, each address once, starting after the one picked so callers spread.
    */
-  const fallbacks = (instances: readonly Instance[], picked: Instance, want: 0 | 4 | 6 | 'mapped'): dns.LookupAddress[] => {
+  const fallbacks = (instances: readonly Instance[], picked: Instance, want: 0 | 4 | 6 | 'mapped', into: dns.LookupAddress[]): void => {
     const n = instances.length;
+    if (n < 2) return;
+    const { states, repeats } = statesOf(instances);
     const start = Math.max(0, instances.indexOf(picked)) + 1;
-    const seen = new Set<string>([picked.address]);
-    const local: dns.LookupAddress[] = [];
-    const other: dns.LookupAddress[] = [];
+    const seen = repeats ? new Set<string>([picked.address]) : undefined;
+    let other: dns.LookupAddress[] | undefined;
     for (let i = 0; i < n - 1; i++) {
-      const instance = instances[(start + i) % n]!;
-      if (seen.has(instance.address) || !fits(instance.address, want)) continue;
-      if (discovery.health.state(instance).ejected) continue;
-      seen.add(instance.address);
-      (zone !== undefined && instance.zone !== undefined && instance.zone !== zone ? other : local).push(toAnswer(instance.address, want));
+      const at = (start + i) % n;
+      const instance = instances[at]!;
+      if (states[at]!.ejected === true || !fits(instance.address, want)) continue;
+      if (seen !== undefined) {
+        if (seen.has(instance.address)) continue;
+        seen.add(instance.address);
+      }
+      if (zone !== undefined && instance.zone !== undefined && instance.zone !== zone) (other ??= []).push(toAnswer(instance.address, want));
+      else into.push(toAnswer(instance.address, want));
     }
-    return local.concat(other);
+    if (other !== undefined) for (const answer of other) into.push(answer);
   };
 
   const deliver = (callback: AnyCallback, query: Query, result: dns.LookupAddress[] | dns.LookupAddress): void => {
