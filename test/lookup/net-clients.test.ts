@@ -29,7 +29,7 @@ class RespFleet {
         for (const address of addresses) {
           const onSocket = (socket: net.Socket): void => {
             socket.on('error', () => undefined);
-            socket.on('data', (data) => {
+            socket.on('data', (data: Buffer) => {
               if (data.toString().includes('PING')) socket.write(`+PONG ${address}\r\n`);
             });
           };
@@ -86,7 +86,7 @@ function startPostgres(address: string, port: number): Promise<net.Server> {
     socket.on('error', () => undefined);
     let buffer = Buffer.alloc(0);
     let started = false;
-    socket.on('data', (data) => {
+    socket.on('data', (data: Buffer) => {
       buffer = Buffer.concat([buffer, data]);
       for (;;) {
         if (!started) {
