@@ -29,8 +29,6 @@ export interface LookupComparison {
 export interface LookupResults {
   one: LookupComparison;
   all: LookupComparison;
-  goal: string;
-  met: boolean;
 }
 
 type Callback = (error: Error | null, address: unknown) => void;
@@ -80,12 +78,7 @@ async function run(config: ChildConfig): Promise<LookupResults> {
   const one = await compare(config, ours, theirs, {});
   const all = await compare(config, ours, theirs, { all: true, hints: dns.ADDRCONFIG });
   await discovery.close();
-  return {
-    one,
-    all,
-    goal: 'a warm discovery.lookup at most 1.0× a cacheable-lookup hit, one address and all',
-    met: one.ratio.median <= 1 && all.ratio.median <= 1,
-  };
+  return { one, all };
 }
 
 if (process.send === undefined) {

@@ -302,22 +302,33 @@ export function createLookup(discovery: Discovery): DiscoveryLookup {
         if (picked === undefined || !fits(picked.address, first)) return undefined;
       }
     }
-    const first = toAnswer(picked.address, want);
-    if (!query.all) return first;
-    const list = [first];
-    fallbacks(instances, picked, want, list);
+    if (!query.all) return toAnswer(picked.address, want);
+    const at = instances.indexOf(picked);
+    const list = [want === 'mapped' || at < 0 ? toAnswer(picked.address, want) : statesOf(instances).answers[at]!];
+    fallbacks(instances, picked, at, want, list);
     // `order` sorts the whole list (stably: the balanced address, of the preferred family, stays first).
     if (prefer !== 0) list.sort((a, b) => (a.family === prefer ? 0 : 1) - (b.family === prefer ? 0 : 1));
     return list;
   };
 
-  /** Per instance set: the health state of each instance and whether addresses repeat (SRV: one host, several ports). */
-  const setStates = new WeakMap<readonly Instance[], { states: Array<{ readonly ejected?: boolean }>; repeats: boolean }>();
-  const statesOf = (instances: readonly Instance[]): { states: Array<{ readonly ejected?: boolean }>; repeats: boolean } => {
+  interface SetStates {
+    /** The health state of each instance (read for `ejected` on every call; the objects stay). */
+    readonly states: Array<{ readonly ejected?: boolean }>;
+    /** Each instance's answer, frozen and shared by every call, as cacheable-lookup shares its entries. */
+    readonly answers: readonly dns.LookupAddress[];
+    /** Whether addresses repeat (SRV: one host, several ports). */
+    readonly repeats: boolean;
+  }
+  const setStates = new WeakMap<readonly Instance[], SetStates>();
+  const statesOf = (instances: readonly Instance[]): SetStates => {
     let known = setStates.get(instances);
     if (known === undefined) {
       const addresses = new Set(instances.map((i) => i.address));
-      known = { states: instances.map((i) => discovery.health.state(i)), repeats: addresses.size < instances.length };
+      known = {
+        states: instances.map((i) => discovery.health.state(i)),
+        answers: instances.map((i) => Object.freeze(toAnswer(i.address, 0))),
+        repeats: addresses.size < instances.length,
+      };
       setStates.set(instances, known);
     }
     return known;
@@ -328,11 +339,17 @@ export function createLookup(discovery: Discovery): DiscoveryLookup {
    * fails): the other usable instances of the families asked for, not ejected, the caller's zone
    * first, each address once, starting after the one picked so callers spread.
    */
-  const fallbacks = (instances: readonly Instance[], picked: Instance, want: 0 | 4 | 6 | 'mapped', into: dns.LookupAddress[]): void => {
+  const fallbacks = (
+    instances: readonly Instance[],
+    picked: Instance,
+    pickedAt: number,
+    want: 0 | 4 | 6 | 'mapped',
+    into: dns.LookupAddress[],
+  ): void => {
     const n = instances.length;
     if (n < 2) return;
-    const { states, repeats } = statesOf(instances);
-    const start = Math.max(0, instances.indexOf(picked)) + 1;
+    const { states, answers, repeats } = statesOf(instances);
+    const start = Math.max(0, pickedAt) + 1;
     const seen = repeats ? new Set<string>([picked.address]) : undefined;
     let other: dns.LookupAddress[] | undefined;
     for (let i = 0; i < n - 1; i++) {
@@ -343,8 +360,9 @@ export function createLookup(discovery: Discovery): DiscoveryLookup {
         if (seen.has(instance.address)) continue;
         seen.add(instance.address);
       }
-      if (zone !== undefined && instance.zone !== undefined && instance.zone !== zone) (other ??= []).push(toAnswer(instance.address, want));
-      else into.push(toAnswer(instance.address, want));
+      const answer = want === 'mapped' ? toAnswer(instance.address, want) : answers[at]!;
+      if (zone !== undefined && instance.zone !== undefined && instance.zone !== zone) (other ??= []).push(answer);
+      else into.push(answer);
     }
     if (other !== undefined) for (const answer of other) into.push(answer);
   };

@@ -11,7 +11,7 @@
  * signpost's code and what to check in the details. Both listener APIs are served: the function
  * of grpc-js 1.14 and the `onSuccessfulResolution`/`onError` object of 1.10 to 1.13.
  */
-import { experimental, Metadata, status, type ChannelOptions, type ServiceConfig, type StatusObject } from '@grpc/grpc-js';
+import { Metadata, status, type ChannelOptions, type ServiceConfig, type StatusObject } from '@grpc/grpc-js';
 import type { Discovery } from '../discovery.ts';
 import { SignpostError } from '../errors.ts';
 import { instanceKey } from '../instance.ts';
@@ -69,13 +69,19 @@ const ROUND_ROBIN: ServiceConfig = { loadBalancingConfig: [{ round_robin: {} }],
 /** Scheme → the Discovery its channels resolve through. */
 export const registrations = new Map<string, { discovery: Discovery; zone: () => string | undefined }>();
 
-/** The name and default port of a target's path (`orders.myapp.local:50051`); undefined when it is not one. */
+/**
+ * The name and default port of a target's path (`orders.myapp.local:50051`, `[::1]:50051`);
+ * undefined when it is not one. (grpc-js exports its own splitter only from 1.12 on.)
+ */
 export function parseTarget(target: GrpcUri): { host: string; port: number } | undefined {
-  const split = experimental.splitHostPort(target.path.replace(/^\/+/, ''));
-  if (split === null || split.host === '') return undefined;
-  const host = split.host;
-  if (!isIpLiteral(host) && !isHostname(host.toLowerCase().replace(/\.$/, ''))) return undefined;
-  const port = split.port ?? DEFAULT_GRPC_PORT;
+  const path = target.path.replace(/^\/+/, '');
+  const match = /^(?:\[([^\]]+)\]|([^:[\]]+))(?::(\d+))?$/.exec(path);
+  if (match === null) return undefined;
+  const host = match[1] ?? match[2]!;
+  if (match[1] !== undefined ? !isIpLiteral(host) : !isIpLiteral(host) && !isHostname(host.toLowerCase().replace(/\.$/, ''))) {
+    return undefined;
+  }
+  const port = match[3] === undefined ? DEFAULT_GRPC_PORT : Number(match[3]);
   if (!Number.isInteger(port) || port < 1 || port > 65_535) return undefined;
   return { host, port };
 }
