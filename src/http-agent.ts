@@ -223,7 +223,9 @@ class NodeAgentRouting {
   #handles(host: string): boolean {
     let known = this.#handled.get(host);
     if (known === undefined) {
-      known = !isIpLiteral(host) && this.#discovery.handles(host);
+      const name = normalizeName(host);
+      // localhost is never a DNS name (RFC 6761), whatever `unlisted` says: a plain agent's.
+      known = !isIpLiteral(host) && name !== 'localhost' && !name.endsWith('.localhost') && this.#discovery.handles(host);
       if (this.#handled.size >= MAX_REMEMBERED_NAMES) this.#handled.clear();
       this.#handled.set(host, known);
     }

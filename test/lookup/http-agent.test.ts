@@ -14,7 +14,7 @@ import { Discovery } from '../../src/discovery.ts';
 import { SignpostError } from '../../src/errors.ts';
 import { DiscoveryHttpAgent, DiscoveryHttpsAgent } from '../../src/http-agent.ts';
 import { Bind9 } from '../support/bind9.ts';
-import { Fleet, TestCa } from '../support/servers.ts';
+import { Fleet, InstanceServer, TestCa } from '../support/servers.ts';
 
 const ZONE = 'node.test';
 const API = `api.${ZONE}`;
@@ -288,6 +288,18 @@ describe('DiscoveryHttpAgent over SRV records', () => {
       const refused = `http://127.0.0.1:1/`;
       const [a, b] = await Promise.all([get(refused, agent).catch((e: unknown) => e), get(refused, plain).catch((e: unknown) => e)]);
       expect(a).toMatchObject({ code: (b as NodeJS.ErrnoException).code, message: (b as Error).message });
+      // localhost is the system's, even when every other name is discovered.
+      const everything = new Discovery({ unlisted: 'dns', dns: { servers: [bind.server], timeout: 500, tries: 1 } });
+      const local = new InstanceServer('127.0.0.1');
+      await local.listen();
+      const all = new DiscoveryHttpAgent({ discovery: everything });
+      try {
+        expect(await get(`http://localhost:${local.port}/here`, all)).toEqual({ status: 200, body: '127.0.0.1' });
+      } finally {
+        all.destroy();
+        await everything.close();
+        await local.kill();
+      }
     } finally {
       agent.destroy();
       plain.destroy();

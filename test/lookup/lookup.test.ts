@@ -195,6 +195,12 @@ describe('discovery.lookup', () => {
       // A discovered name never reaches it.
       await call(discovery.lookup, API);
       expect(spy).toHaveBeenCalledTimes(2);
+      // localhost is the system's even when every other name is discovered (RFC 6761).
+      const everything = new Discovery({ unlisted: 'dns', dns: { servers: [bind.server] } });
+      await call(everything.lookup, 'LocalHost.');
+      await call(everything.lookup, 'app.localhost');
+      expect(spy.mock.calls.slice(2).map((c) => c[0])).toEqual(['LocalHost.', 'app.localhost']);
+      await everything.close();
       // Installed as dns.lookup itself, a lookup does not call itself for other names.
       spy.mockRestore();
       const unlisted = new Discovery({ dns: { servers: [bind.server] } });
