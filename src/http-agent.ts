@@ -294,7 +294,12 @@ class NodeAgentRouting {
         req.removeListener('timeout', onTimeout);
         if (outcome === 'ok') health.onSuccess(state);
         else if (outcome === 'cancel') health.onCancel(state);
-        else health.onFailure(state, outcome);
+        else {
+          health.onFailure(state, outcome);
+          // A reset usually means the instance went away or restarted: its idle keep-alive
+          // connections are as dead, and the next request must not take one.
+          if (outcome === 'reset') this.#closeIdle(instanceKey(instance));
+        }
       };
       const onTimeout = (): void => {
         timedOut = true;
@@ -443,15 +448,19 @@ class NodeAgentRouting {
 
   /** Instances no name serves any more: their idle connections close (busy ones close when they go idle). */
   #instancesLeft(removed: readonly Instance[]): void {
-    const agent = this.#agent as HttpAgent & { freeSockets: Record<string, Socket[]> };
     for (const instance of removed) {
       const key = instanceKey(instance);
       if (this.#discovery.hasInstance(key)) continue;
-      const names = this.#pools.get(key);
+      this.#closeIdle(key);
       this.#pools.delete(key);
       this.#reached.delete(key);
-      for (const name of names ?? []) for (const socket of agent.freeSockets[name] ?? []) socket.destroy();
     }
+  }
+
+  /** Closes the idle connections of an instance. */
+  #closeIdle(key: string): void {
+    const agent = this.#agent as HttpAgent & { freeSockets: Record<string, Socket[]> };
+    for (const name of this.#pools.get(key) ?? []) for (const socket of [...(agent.freeSockets[name] ?? [])]) socket.destroy();
   }
 
   destroy(): void {
