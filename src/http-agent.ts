@@ -344,6 +344,7 @@ class NodeAgentRouting {
     (agent.sockets[poolName] ??= []).push(placeholder);
     agent.totalSocketCount++;
     let current: Duplex | undefined;
+    let currentTimer: NodeJS.Timeout | undefined;
     let finished = false;
     const release = (): void => {
       const list = agent.sockets[poolName];
@@ -365,6 +366,7 @@ class NodeAgentRouting {
     // agent.destroy() destroys the placeholder: the connect in flight goes with it.
     const onAbort = (): void => {
       if (finished) return;
+      clearTimeout(currentTimer);
       current?.destroy();
       const error = new Error('socket hang up') as NodeJS.ErrnoException;
       error.code = 'ECONNRESET';
@@ -394,6 +396,7 @@ class NodeAgentRouting {
         this.#timeout > 0
           ? setTimeout(() => socket.destroy(connectTimeoutError(instance, port, route.name, this.#timeout)), this.#timeout)
           : undefined;
+      currentTimer = timer;
       const onReady = (): void => {
         clearTimeout(timer);
         socket.removeListener('error', onError);

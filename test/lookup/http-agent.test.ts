@@ -4,9 +4,12 @@
  * Host header and TLS servername, failover of refused and timed-out connects, ejection, and the
  * errors a caller sees.
  */
+import { execFile } from 'node:child_process';
 import http from 'node:http';
 import https from 'node:https';
 import { createServer, type Server, type Socket } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import axios from 'axios';
 import got from 'got';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -404,6 +407,34 @@ describe('DiscoveryHttpsAgent', () => {
       agent.destroy();
       await discovery.close();
     }
+  });
+
+  it('destroy() during a connect ends the request at once and leaves nothing holding the process', async () => {
+    // In a process of its own: a request whose TLS handshake never finishes, the agent destroyed
+    // 50 ms in. The process must exit at once, not when connectTimeout (5 s) would have passed.
+    const src = fileURLToPath(new URL('../../src/', import.meta.url));
+    const script = `
+      import https from 'node:https';
+      import net from 'node:net';
+      const { Discovery } = await import(${JSON.stringify(`${src}discovery.ts`)});
+      const { DiscoveryHttpsAgent } = await import(${JSON.stringify(`${src}http-agent.ts`)});
+      const silent = net.createServer(() => {});
+      await new Promise((resolve) => silent.listen(0, '127.0.0.98', resolve));
+      const discovery = new Discovery({ services: { 'api.node.test': { via: 'static', instances: [{ address: '127.0.0.98', port: silent.address().port }] } } });
+      await discovery.resolve('api.node.test');
+      const agent = new DiscoveryHttpsAgent({ discovery });
+      const req = https.get('https://api.node.test/', { agent });
+      req.on('error', (error) => {
+        console.log(JSON.stringify({ code: error.code, sockets: agent.totalSocketCount }));
+        silent.close();
+        void discovery.close();
+      });
+      setTimeout(() => agent.destroy(), 50);
+    `;
+    const started = Date.now();
+    const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], { cwd: src, timeout: 20_000 });
+    expect(JSON.parse(stdout)).toEqual({ code: 'ECONNRESET', sockets: 0 });
+    expect(Date.now() - started).toBeLessThan(4000);
   });
 
   it('a handshake that does not finish within connectTimeout fails over to another instance (ETIMEDOUT naming it)', async () => {
