@@ -145,7 +145,7 @@ export class CacheEntry implements Deadline {
   staleUntil = 0;
   /** The last backoff while the registry fails (stale retries, or a failed name); 0 when it does not. */
   retryMs = 0;
-  /** Callers waiting for this entry's answer: while any do, it is not evicted. */
+  /** Callers waiting for this entry's answer, or watching it: while any do, it is in use and not evicted. */
   waiters = 0;
   /** Kept apart from the LRU (a query in flight or callers waiting): never evicted. */
   busy = false;
@@ -524,10 +524,10 @@ export class ResolutionCache {
     );
   }
 
-  /** Refresh point: refresh a name in use; let an unused one lapse at expiry. */
+  /** Refresh point: refresh a name in use (used since the last refresh, or held); let an unused one lapse at expiry. */
   #refreshDue(entry: CacheEntry, ttl: number): void {
     const remaining = ttl - entry.refreshDelay;
-    if (entry.used) {
+    if (entry.used || entry.waiters > 0) {
       entry.used = false;
       // Served names stay recent in the LRU even though picks never touch it.
       this.#entries.get(entry.name);
@@ -545,7 +545,7 @@ export class ResolutionCache {
       entry.expired = true;
       return;
     }
-    if (!entry.used && entry.error === undefined) {
+    if (!entry.used && entry.waiters === 0 && entry.error === undefined) {
       this.#drop(entry);
       return;
     }

@@ -20,6 +20,7 @@ import {
 import { createBalancer, type BalancerSettings } from './balancers/index.ts';
 import { HealthTracker, type HealthStats } from './health.ts';
 import { instanceKey } from './instance.ts';
+import { createLookup, type DiscoveryLookup } from './lookup.ts';
 import { resolveCallerZone } from './zone.ts';
 import type { DiscoveryOptions } from './options.ts';
 import { createResolver, ResolverClients } from './resolvers/index.ts';
@@ -47,6 +48,8 @@ class View {
   readonly alias: Alias | undefined;
   readonly balancer: Balancer;
   instances: readonly Instance[] = [];
+  /** Called with the instances after every change while the name is watched (see `watch`). */
+  watchers: Set<(instances: readonly Instance[]) => void> | undefined;
 
   constructor(host: string, entries: readonly CacheEntry[], alias: Alias | undefined, balancer: Balancer) {
     this.host = host;
@@ -127,6 +130,7 @@ export class Discovery {
     this.#zoneAffinity = settings.balancer.zoneAffinity;
     this.#zoneWanted = (zone ?? process.env.SIGNPOST_ZONE) !== undefined && this.#zoneAffinity !== false;
     this.zone = this.#findZone(zone);
+    this.lookup = createLookup(this);
   }
 
   /**
@@ -134,6 +138,16 @@ export class Discovery {
    * agent's request outcomes left them.
    */
   readonly health: DiscoveryHealth = Object.freeze({ stats: () => this.#health.stats() });
+
+  /**
+   * A `dns.lookup`-compatible function (bound: pass it as it is) for `http.Agent`, `https.Agent`,
+   * `net.connect`, `tls.connect` and the clients built on them. Each call gives a balanced, not
+   * ejected, zone-preferred address of a discovered name; other names go to `dns.lookup`. It
+   * returns addresses only: the port is the caller's (see `DiscoveryHttpAgent` for SRV and Cloud
+   * Map ports). A discovery failure is a getaddrinfo-style error (`ENOTFOUND`, `EAI_AGAIN`,
+   * `EAI_FAIL`) whose `cause` is the SignpostError.
+   */
+  readonly lookup: DiscoveryLookup;
 
   /**
    * The caller's zone once known (`zone` option, `SIGNPOST_ZONE`, or the ECS task metadata for
@@ -258,10 +272,33 @@ export class Discovery {
     return view.balancer.pick(exclude);
   }
 
+  /**
+   * @internal Keeps a name resolved, refreshed and cached for as long as it is watched, for a
+   * client that holds connections and balances on its own (the gRPC resolver): such a client
+   * never picks, and a name nobody picks would otherwise lapse at expiry. `listener` gets the
+   * instances after every change (an empty list when the name lost them: `resolve()` then says
+   * why). The first answer comes from `resolve()`. Returns the function that stops watching.
+   */
+  watch(host: string, listener: (instances: readonly Instance[]) => void): () => void {
+    checkFunction('watch() listener', listener);
+    const view = this.#viewOf(host, 'watch()');
+    const cache = this.#cache;
+    for (const entry of view.entries) cache.hold(entry);
+    (view.watchers ??= new Set()).add(listener);
+    let watching = true;
+    return () => {
+      if (!watching) return;
+      watching = false;
+      view.watchers?.delete(listener);
+      if (view.watchers?.size === 0) view.watchers = undefined;
+      for (const entry of view.entries) cache.release(entry);
+    };
+  }
+
   /** The instances served for a host now, without I/O (empty when not resolved). */
   instancesSync(host: string): readonly Instance[] {
     checkHostArgument('instancesSync()', host);
-    return this.#views.get(normalizeName(host))?.instances ?? [];
+    return (this.#views.get(host) ?? this.#views.get(normalizeName(host)))?.instances ?? [];
   }
 
   /** True while some cached name still serves this instance key (`address:port`). */
@@ -428,6 +465,15 @@ export class Discovery {
     if (instances === view.instances) return;
     view.instances = instances;
     view.balancer.update(instances);
+    if (view.watchers !== undefined) {
+      for (const watcher of view.watchers) {
+        try {
+          watcher(instances);
+        } catch (error) {
+          this.#reporter.report('onChange listener', error, view.host);
+        }
+      }
+    }
   }
 
   #entryChanged(entry: CacheEntry, previous: readonly Instance[]): void {

@@ -34,3 +34,12 @@ export type { DiscoveryHealth as HealthTracker } from './discovery.ts';
 export { instanceKey } from './instance.ts';
 export { channels } from './diagnostics.ts';
 export type * from './diagnostics.ts';
+export type { DiscoveryLookup } from './lookup.ts';
+export {
+  DiscoveryHttpAgent,
+  DiscoveryHttpsAgent,
+  type ConnectAttempt,
+  type DiscoveryHttpAgentOptions,
+  type DiscoveryHttpsAgentOptions,
+  type DiscoveryNodeAgentOptions,
+} from './http-agent.ts';
