@@ -23,7 +23,7 @@
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Discovery } from '../dist/index.js';
-import { FakeCloudMap, TEST_CREDENTIALS, TEST_REGION, type FakeOperation } from '../test/support/fake-cloudmap.ts';
+import { FakeCloudMap, TEST_CREDENTIALS, TEST_REGION, type FakeOperation } from '../test/fixtures/cloud-map.ts';
 
 export interface FleetOptions {
   /** Processes in the fleet. */

@@ -5,7 +5,7 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createConnection } from 'node:net';
+import { createConnection, createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -56,8 +56,33 @@ async function waitForPort(port: number, deadline: number): Promise<void> {
   }
 }
 
-/** Starts HAProxy on 127.0.0.1:`port` over the three instances (`addresses`, one `instancePort`). */
-export async function startHaproxy(binary: string, port: number, addresses: readonly string[], instancePort: number): Promise<HaproxyHandle> {
+/** A port free on 127.0.0.1 a moment ago (the kernel's pick, so it clashes with nothing it gave out). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * Starts HAProxy on 127.0.0.1 over the three instances (`addresses`, one `instancePort`), on a
+ * free port; when another process takes that port first, again on another.
+ */
+export async function startHaproxy(binary: string, addresses: readonly string[], instancePort: number): Promise<HaproxyHandle> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOn(binary, await freePort(), addresses, instancePort);
+    } catch (error) {
+      if (attempt >= 5) throw error;
+    }
+  }
+}
+
+async function startOn(binary: string, port: number, addresses: readonly string[], instancePort: number): Promise<HaproxyHandle> {
   const dir = mkdtempSync(join(tmpdir(), 'signpost-haproxy-'));
   const config = join(dir, 'haproxy.cfg');
   writeFileSync(
@@ -91,8 +116,18 @@ export async function startHaproxy(binary: string, port: number, addresses: read
       resolve();
     }),
   );
-  await Promise.race([waitForPort(port, Date.now() + 10_000), exited]);
-  if (gone) throw new Error(`haproxy exited at start (config ${config})`);
+  try {
+    await Promise.race([waitForPort(port, Date.now() + 10_000), exited]);
+  } catch (error) {
+    child.kill('SIGKILL');
+    await exited;
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
+  if (gone) {
+    rmSync(dir, { recursive: true, force: true });
+    throw new Error(`haproxy exited at start (port ${port} taken?)`);
+  }
   return {
     port,
     pid: child.pid!,

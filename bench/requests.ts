@@ -83,7 +83,7 @@ export async function runRequests(options: RequestsOptions, say: (text: string) 
   const binary = options.noHaproxy ? undefined : findHaproxy();
   let haproxy: HaproxyHandle | undefined;
   if (binary !== undefined) {
-    haproxy = await startHaproxy(binary, 20_000 + Math.floor(Math.random() * 20_000), options.addresses, options.port);
+    haproxy = await startHaproxy(binary, options.addresses, options.port);
     say(`HAProxy: ${haproxy.version}, pid ${haproxy.pid}, port ${haproxy.port}`);
   } else say('HAProxy not on the PATH: the load-balancer comparison is skipped (apt-get install haproxy to run it)');
   try {

@@ -9,11 +9,12 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Bind9 } from '../test/support/bind9.ts';
-import { FakeCloudMap } from '../test/support/fake-cloudmap.ts';
+import { Bind9 } from '../test/fixtures/bind9.ts';
+import { FakeCloudMap } from '../test/fixtures/cloud-map.ts';
 import { FLEET_FULL, FLEET_QUICK, plotSvg, renderFleet, runFleet } from './fleet.ts';
 import type { RoundStats } from './measure.ts';
 import type { CacheResults } from './cache.ts';
+import type { LookupResults } from './lookup.ts';
 import { buildResults, renderSvg, renderTable, type Raw } from './report.ts';
 import { renderRequestsSvg, renderRequestsTable, runRequests, type RequestsOptions } from './requests.ts';
 import {
@@ -227,6 +228,8 @@ async function main(): Promise<void> {
 
     say('cache: warm pick() against a cacheable-lookup hit, heap per name in use');
     const cache = unwrap<CacheResults>(await runChild({ ...base, part: 'cache' }, undefined, 'cache.ts'));
+    say('lookup: a warm discovery.lookup against a cacheable-lookup hit');
+    const lookup = unwrap<LookupResults>(await runChild({ ...base, part: 'lookup' }, undefined, 'lookup.ts'));
 
     const raw: Raw = {
       mode: quick ? 'quick' : 'full',
@@ -244,12 +247,20 @@ async function main(): Promise<void> {
     raw.durationS = Math.round((Date.now() - started) / 1000);
     const results = buildResults(raw);
     mkdirSync(out, { recursive: true });
-    writeFileSync(join(out, 'results.json'), `${JSON.stringify({ ...results, cache, requests }, null, 2)}\n`);
+    writeFileSync(join(out, 'results.json'), `${JSON.stringify({ ...results, cache, requests, lookup }, null, 2)}\n`);
     writeFileSync(join(out, 'results.svg'), renderSvg(results));
     writeFileSync(join(out, 'requests.svg'), renderRequestsSvg(requests));
     process.stdout.write(renderTable(results));
     process.stdout.write(renderCache(cache));
     process.stdout.write(renderRequestsTable(requests));
+    const row = (what: string, c: LookupResults['one']): string =>
+      `  ${what}: ${c.signpostNs.median.toFixed(0)} ns vs cacheable-lookup ${c.cacheableLookupNs.median.toFixed(0)} ns: ` +
+      `${c.ratio.median.toFixed(2)}× (${c.ratio.min.toFixed(2)}–${c.ratio.max.toFixed(2)})\n`;
+    process.stdout.write(
+      `\nLookup (bench/lookup.ts), warm, against a cacheable-lookup hit\n` +
+        row('one address', lookup.one) +
+        row('all: true, as net.connect asks', lookup.all),
+    );
     say(`wrote ${join(out, 'results.json')} and ${join(out, 'results.svg')} in ${raw.durationS} s`);
   } finally {
     server.send({ type: 'close' });

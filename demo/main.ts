@@ -12,9 +12,9 @@ import { promisify } from 'node:util';
 import { Agent } from 'undici';
 // What `import { DiscoveryAgent } from 'signpost'` gives an application.
 import { DiscoveryAgent, type DiscoveryAgentOptions } from '../src/index.ts';
-import { FakeCloudMap } from '../test/support/fake-cloudmap.ts';
+import { FakeCloudMap } from '../test/fixtures/cloud-map.ts';
 import { DemoDns, type SrvTarget } from './dns-server.ts';
-import { DemoInstance, startOnOnePort } from './fleet.ts';
+import { InstanceServer, listenOnOnePort } from '../test/fixtures/fleet.ts';
 import { bar, emptyTally, load, percent, Screen, type Tally } from './load.ts';
 
 // Nothing may leave this machine: no EC2/ECS metadata lookups, static credentials only.
@@ -46,10 +46,15 @@ interface Row {
 }
 const rows: Row[] = [];
 
-const fleet = [2, 3, 4, 5, 6, 7].map((n, i) => new DemoInstance({ address: `127.0.0.${n}`, zone: ZONES[Math.floor(i / 2)]! }));
+/** The instances say who answered (x-instance, x-zone, x-version); closing one gracefully is what ECS does to a task it replaces. */
+const instance = (address: string, zone: string, version?: string): InstanceServer =>
+  new InstanceServer(address, { zone, version, keepAliveTimeout: 5000 });
+/** Every demo instance has a zone. */
+const zoneOf = (i: InstanceServer): string => i.zone ?? ZONES[0];
+const fleet = [2, 3, 4, 5, 6, 7].map((n, i) => instance(`127.0.0.${n}`, ZONES[Math.floor(i / 2)]!));
 const short = (address: string): string => address.replace('127.0.0.', '.');
 const agents: Array<Agent | DiscoveryAgent> = [];
-const extra: DemoInstance[] = [];
+const extra: InstanceServer[] = [];
 let dns: DemoDns | undefined;
 let cloudMap: FakeCloudMap | undefined;
 
@@ -61,7 +66,7 @@ function used(tally: Tally): string {
   return `${tally.byInstance.size} of 6`;
 }
 
-function showSpread(tally: Tally, instances: readonly DemoInstance[] = fleet): void {
+function showSpread(tally: Tally, instances: readonly InstanceServer[] = fleet): void {
   for (const i of instances) {
     const n = tally.byInstance.get(i.address) ?? 0;
     screen.line(`    ${i.address}  ${i.zone}  ${String(n).padStart(4)}  ${bar(n, tally.ok)}`);
@@ -84,15 +89,15 @@ function discoveryAgent(options: DiscoveryAgentOptions): DiscoveryAgent {
 
 async function run(): Promise<boolean> {
   // ── The fleet ───────────────────────────────────────────────────────────────────────────
-  const port = await startOnOnePort(fleet);
+  const port = await listenOnOnePort(fleet);
   dns = await DemoDns.start(NAMESPACE, 1);
   dns.setA(`orders.${NAMESPACE}`, fleet.map((i) => i.address));
   cloudMap = await FakeCloudMap.start();
-  const register = (service: string, instances: readonly DemoInstance[]): void => {
+  const register = (service: string, instances: readonly InstanceServer[]): void => {
     for (const i of instances) {
       cloudMap!.register(NAMESPACE, service, {
         id: `${service}-${short(i.address).slice(1)}`,
-        attributes: { AWS_INSTANCE_IPV4: i.address, AWS_INSTANCE_PORT: String(i.port), AVAILABILITY_ZONE: i.zone },
+        attributes: { AWS_INSTANCE_IPV4: i.address, AWS_INSTANCE_PORT: String(i.port), AVAILABILITY_ZONE: zoneOf(i) },
       });
     }
   };
@@ -111,14 +116,14 @@ async function run(): Promise<boolean> {
     dns: { servers: [dns.server], timeout: 500 },
     cloudMap: { endpoint: cloudMap.endpoint, region: 'us-east-1', credentials: CREDENTIALS, pollInterval: 500 },
     // DNS answers carry no zone: say which addresses are in which zone, as VPC subnets would.
-    subnets: Object.fromEntries(fleet.map((i) => [`${i.address}/32`, i.zone])),
+    subnets: Object.fromEntries(fleet.map((i) => [`${i.address}/32`, zoneOf(i)])),
   };
 
   screen.line('signpost demo: client-side service discovery, on this machine only');
   screen.line();
   screen.line(`  DNS server      ${dns.server}  (A records for orders.${NAMESPACE}, SRV for cart.${NAMESPACE}, TTL 1s)`);
   screen.line(`  Cloud Map API   ${cloudMap.endpoint}  (services api-service and api-v2 in namespace ${NAMESPACE})`);
-  screen.line(`  instances       ${fleet.map((i) => `${i.address} (${i.zone.slice(-1)})`).join('  ')}  port ${port}`);
+  screen.line(`  instances       ${fleet.map((i) => `${i.address} (${zoneOf(i).slice(-1)})`).join('  ')}  port ${port}`);
   screen.line();
 
   const cli = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
@@ -188,7 +193,7 @@ async function run(): Promise<boolean> {
   const killer = (async () => {
     while (killed.ok < 200) await sleep(2);
     await victim.kill();
-    servedBefore = victim.served;
+    servedBefore = victim.count;
     screen.line(`    ✂ killed ${victim.address} after ${killed.sent} requests; it stays in DNS (the registry has not noticed yet)`);
   })();
   await screen.watch('instance killed', killed, load(killAgent, `http://orders.${NAMESPACE}/`, { total: REQUESTS * 2, tally: killed }));
@@ -205,17 +210,17 @@ async function run(): Promise<boolean> {
       zones: zoneShares(killed),
       result: `${killed.failed} failed requests: ${stats.retries} retried on another instance, ${victim.address} ${victimStats?.ejected ? 'ejected' : 'not ejected'} after ${victimStats?.failures ?? 0} failed attempt(s)`,
     },
-    killed.failed === 0 && victim.served === servedBefore,
+    killed.failed === 0 && victim.count === servedBefore,
   );
-  await victim.start(port);
+  await victim.listen(port);
 
   // ── 5. A rolling deployment: blue records swapped for green ──────────────────────────
   screen.line(`5. Rolling deployment of cart.${NAMESPACE} (SRV records): green tasks register, blue deregister, then stop`);
-  const blue = fleet.filter((_, i) => i % 2 === 0).map((i) => new DemoInstance({ address: i.address, zone: i.zone, version: 'blue' }));
-  const green = fleet.filter((_, i) => i % 2 === 1).map((i) => new DemoInstance({ address: i.address, zone: i.zone, version: 'green' }));
+  const blue = fleet.filter((_, i) => i % 2 === 0).map((i) => instance(i.address, zoneOf(i), 'blue'));
+  const green = fleet.filter((_, i) => i % 2 === 1).map((i) => instance(i.address, zoneOf(i), 'green'));
   extra.push(...blue, ...green);
-  const cartPort = await startOnOnePort([...blue, ...green]);
-  const targets = (instances: readonly DemoInstance[]): SrvTarget[] =>
+  const cartPort = await listenOnOnePort([...blue, ...green]);
+  const targets = (instances: readonly InstanceServer[]): SrvTarget[] =>
     instances.map((i) => {
       const target = `${i.version}-${short(i.address).slice(1)}.cart.${NAMESPACE}`;
       dns!.setA(target, [i.address]);
@@ -241,7 +246,7 @@ async function run(): Promise<boolean> {
     blueAtDeregister = deploy.byVersion.get('blue') ?? 0;
     await sleep(1500);
     blueAfterDeregister = (deploy.byVersion.get('blue') ?? 0) - blueAtDeregister;
-    await Promise.all(blue.map((i) => i.stop(500)));
+    await Promise.all(blue.map((i) => i.close(500)));
     at('blue tasks stopped (drained, then closed)');
     await sleep(1000);
     stop.abort();

@@ -55,8 +55,13 @@ function toCidr(text: string): string | undefined {
   return /^\d{1,3}$/.test(bits) && Number(bits) <= max ? text : undefined;
 }
 
-/** Throws InvalidArgumentError (SIGNPOST_ERR_INVALID_ARG) for a bad `addresses` option. */
-export function validateAddressOptions(value: unknown, path = 'addresses'): asserts value is AddressOptions {
+/** Checks the `addresses` option (throws InvalidArgumentError, SIGNPOST_ERR_INVALID_ARG) and builds its policy. */
+export function parseAddressOptions(value: unknown = {}, path = 'addresses'): AddressPolicy {
+  checkAddressOptions(value, path);
+  return new AddressPolicy(value);
+}
+
+function checkAddressOptions(value: unknown, path: string): asserts value is AddressOptions {
   checkObject(path, value);
   checkKeys(path, value, ['allow', 'deny']);
   for (const key of ['allow', 'deny'] as const) {

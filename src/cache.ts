@@ -19,11 +19,11 @@
  * read it, so a burst of more cold names than `maxNames` fails none of them (the cache shrinks
  * back to the bound afterwards).
  */
-import { channel } from 'node:diagnostics_channel';
 import { setMaxListeners } from 'node:events';
 import { LRUCache } from 'lru-cache';
 import { AddressPolicy, refusePort } from './address-policy.ts';
 import type { Clock } from './clock.ts';
+import { channels, type ResolveDoneMessage, type ResolveErrorMessage, type SkippedInstanceMessage } from './diagnostics.ts';
 import { DeadlineQueue, type Deadline } from './deadlines.ts';
 import { NoInstancesError, NotFoundError, ResolveError, SignpostError } from './errors.ts';
 import { instanceKey, sameInstances } from './instance.ts';
@@ -60,7 +60,7 @@ export function jitter(ms: number): number {
 
 export type CacheSettings = Required<CacheOptions>;
 
-export function validateCacheOptions(value: unknown, path = 'cache'): CacheSettings {
+export function parseCacheOptions(value: unknown, path = 'cache'): CacheSettings {
   checkObject(path, value);
   checkKeys(path, value, ['minTtl', 'maxTtl', 'staleTtl', 'negativeTtl', 'maxNames', 'refreshAhead']);
   const v = value as CacheOptions;
@@ -112,20 +112,7 @@ function byPriorityThenKey(a: Instance, b: Instance): number {
   return ka < kb ? -1 : ka > kb ? 1 : 0;
 }
 
-const resolveChannel = channel('signpost:resolve:done');
-const resolveErrorChannel = channel('signpost:resolve:error');
-const staleChannel = channel('signpost:resolve:stale');
-const skippedChannel = channel('signpost:resolve:skipped-instance');
-
-/** The message of `signpost:resolve:skipped-instance`: an instance the answer had, left out. */
-export interface SkippedInstanceMessage {
-  readonly name: string;
-  readonly id: string;
-  readonly address: string;
-  readonly port: number | undefined;
-  /** Why: `link-local (...)`, `a multicast address`, `port 0 is not ...`. */
-  readonly reason: string;
-}
+const { resolveDone: resolveChannel, resolveError: resolveErrorChannel, resolveStale: staleChannel, skippedInstance: skippedChannel } = channels;
 
 /** Fields of an entry the rest of signpost reads. */
 export class CacheEntry implements Deadline {
@@ -158,7 +145,7 @@ export class CacheEntry implements Deadline {
   staleUntil = 0;
   /** The last backoff while the registry fails (stale retries, or a failed name); 0 when it does not. */
   retryMs = 0;
-  /** Callers waiting for this entry's answer: while any do, it is not evicted. */
+  /** Callers waiting for this entry's answer, or watching it: while any do, it is in use and not evicted. */
   waiters = 0;
   /** Kept apart from the LRU (a query in flight or callers waiting): never evicted. */
   busy = false;
@@ -180,6 +167,10 @@ export interface CacheHooks {
   onEvict(entry: CacheEntry): void;
   /** Post-processing of a fresh answer (zones from subnets): returns a new array. */
   mapInstances?(instances: readonly Instance[]): readonly Instance[];
+  /** Every answer from the registry (what `signpost:resolve:done` publishes). */
+  onAnswer?(message: ResolveDoneMessage): void;
+  /** Every failed query (what `signpost:resolve:error` publishes). */
+  onError?(message: ResolveErrorMessage): void;
 }
 
 export class ResolutionCache {
@@ -238,9 +229,18 @@ export class ResolutionCache {
       case EXPIRE:
         this.#expired(entry);
         return;
-      case BACK_TO_COLD:
+      case BACK_TO_COLD: {
+        const negative = entry.state === 'negative';
         entry.state = 'cold';
+        // A negative answer still in use (the new name of a fallback alias, served by the old
+        // one meanwhile) is asked for again now, as a fresh one is at its refresh: otherwise
+        // nothing would ask while the old name serves, and its instances would never be seen.
+        if (negative && entry.used) {
+          entry.used = false;
+          void this.refresh(entry);
+        }
         return;
+      }
       case STALE_RETRY:
         if (this.#clock.now() >= entry.staleUntil) {
           this.#drop(entry);
@@ -327,7 +327,7 @@ export class ResolutionCache {
     if (entry.inflight) return entry.inflight;
     if (entry.evicted) return Promise.resolve();
     this.queries++;
-    const started = resolveChannel.hasSubscribers ? this.#clock.now() : 0;
+    const started = resolveChannel.hasSubscribers || this.#hooks.onAnswer !== undefined ? this.#clock.now() : 0;
     let promise: Promise<Resolution>;
     try {
       promise = Promise.resolve(
@@ -371,21 +371,20 @@ export class ResolutionCache {
     }
     const refused: string[] = [];
     const instances = this.#admit(entry.name, resolution.instances, refused);
-    if (resolveChannel.hasSubscribers) {
-      resolveChannel.publish({
-        name: entry.name,
-        instances,
-        ttl: resolution.ttl,
-        duration: this.#clock.now() - started,
-      });
+    if (resolveChannel.hasSubscribers || this.#hooks.onAnswer !== undefined) {
+      const message: ResolveDoneMessage = { name: entry.name, instances, ttl: resolution.ttl, duration: this.#clock.now() - started };
+      if (resolveChannel.hasSubscribers) resolveChannel.publish(message);
+      this.#hooks.onAnswer?.(message);
     }
     if (instances.length === 0) {
       this.#negative(
         entry,
         refused.length === 0
           ? new NoInstancesError(
-              `${entry.name} exists but has no instances: check that its tasks/pods are running, ` +
-                'registered and passing health checks',
+              typeof resolution.why === 'string'
+                ? `${entry.name} exists but has no instances: ${resolution.why}`
+                : `${entry.name} exists but has no instances: check that its tasks/pods are running, ` +
+                    'registered and passing health checks',
               { hostname: entry.name },
             )
           : new NoInstancesError(
@@ -525,10 +524,10 @@ export class ResolutionCache {
     );
   }
 
-  /** Refresh point: refresh a name in use; let an unused one lapse at expiry. */
+  /** Refresh point: refresh a name in use (used since the last refresh, or held); let an unused one lapse at expiry. */
   #refreshDue(entry: CacheEntry, ttl: number): void {
     const remaining = ttl - entry.refreshDelay;
-    if (entry.used) {
+    if (entry.used || entry.waiters > 0) {
       entry.used = false;
       // Served names stay recent in the LRU even though picks never touch it.
       this.#entries.get(entry.name);
@@ -546,7 +545,7 @@ export class ResolutionCache {
       entry.expired = true;
       return;
     }
-    if (!entry.used && entry.error === undefined) {
+    if (!entry.used && entry.waiters === 0 && entry.error === undefined) {
       this.#drop(entry);
       return;
     }
@@ -587,8 +586,10 @@ export class ResolutionCache {
             { hostname: entry.name, cause },
           ),
     );
-    if (resolveErrorChannel.hasSubscribers) {
-      resolveErrorChannel.publish({ name: entry.name, error, serving: entry.instances.length });
+    if (resolveErrorChannel.hasSubscribers || this.#hooks.onError !== undefined) {
+      const message: ResolveErrorMessage = { name: entry.name, error, serving: entry.instances.length };
+      if (resolveErrorChannel.hasSubscribers) resolveErrorChannel.publish(message);
+      this.#hooks.onError?.(message);
     }
     if (error instanceof NotFoundError) {
       this.#negative(entry, error);

@@ -6,34 +6,16 @@
  * kind of callback, and signpost carries on (a broken balancer is replaced by round-robin, a
  * broken clock by the real one).
  */
-import { channel } from 'node:diagnostics_channel';
 import { RoundRobinBalancer } from './balancers/round-robin.ts';
 import { systemClock, type Clock, type ClockTimer } from './clock.ts';
+import { channels, type CallbackErrorMessage, type CallbackKind } from './diagnostics.ts';
 import { scrubError } from './redact.ts';
 import type { Balancer, BalancerFactory, Instance } from './types.ts';
 import { describe } from './validate.ts';
 
-/** Which user callback failed. */
-export type CallbackKind =
-  | 'onChange listener'
-  | 'balancer factory'
-  | 'balancer.update'
-  | 'balancer.pick'
-  | 'balancer.close'
-  | 'clock.now'
-  | 'clock.setTimeout'
-  | 'clock.clearTimeout';
+export type { CallbackKind };
 
-/** The message of `signpost:callback:error`. */
-export interface CallbackErrorMessage {
-  readonly callback: CallbackKind;
-  /** The service name, when the callback was about one. */
-  readonly name: string | undefined;
-  /** What it threw, reduced to its name and code (its message may hold anything). */
-  readonly error: Error;
-}
-
-const callbackErrorChannel = channel('signpost:callback:error');
+const callbackErrorChannel = channels.callbackError;
 
 /** Reports contained callback failures: every one on the channel, a warning once per kind. */
 export class CallbackReporter {

@@ -5,11 +5,10 @@
  * or `fallback` alias) and a balancer over their instances. Views are rebuilt when an entry's
  * set changes, so `pickSync` is one Map lookup and one synchronous `pick`.
  */
-import { channel } from 'node:diagnostics_channel';
-import { AddressPolicy, validateAddressOptions } from './address-policy.ts';
-import { CacheEntry, ResolutionCache, validateCacheOptions } from './cache.ts';
+import { CacheEntry, ResolutionCache } from './cache.ts';
 import { systemClock, type Clock } from './clock.ts';
-import { CallbackReporter, containBalancerFactory, containClock } from './contain.ts';
+import { CallbackReporter, containBalancerFactory, containClock, type CallbackKind } from './contain.ts';
+import { channels, type ResolveDoneMessage, type ResolveErrorMessage } from './diagnostics.ts';
 import {
   ClosedError,
   InvalidArgumentError,
@@ -18,32 +17,20 @@ import {
   ResolveError,
   type SignpostError,
 } from './errors.ts';
-import { createBalancer, validateBalancerOptions } from './balancers/index.ts';
-import { HealthTracker } from './health.ts';
+import { createBalancer, type BalancerSettings } from './balancers/index.ts';
+import { HealthTracker, type HealthStats } from './health.ts';
 import { instanceKey } from './instance.ts';
-import { createSubnetMatcher, resolveCallerZone, validateZoneOptions } from './zone.ts';
-import type { DiscoveryOptions, NamespaceConfig, ServiceConfig } from './options.ts';
-import { CloudMapClient, CloudMapResolver, validateCloudMapOptions, type CloudMapResolverConfig } from './resolvers/cloudmap.ts';
-import { DnsResolver } from './resolvers/dns.ts';
-import { SrvResolver } from './resolvers/srv.ts';
-import { parseStaticOverride, StaticResolver } from './resolvers/static.ts';
-import { DnsClient, validateDnsOptions } from './dns/client.ts';
+import { createLookup, type DiscoveryLookup } from './lookup.ts';
+import { resolveCallerZone } from './zone.ts';
+import type { DiscoveryOptions } from './options.ts';
+import { createResolver, ResolverClients } from './resolvers/index.ts';
 import { candidatesOf, SearchResolver, searchSettings, type SearchSettings } from './dns/search.ts';
-import { Aliases, isIpLiteral, normalizeName, Router, validateAliases, type Alias, type RouteRule } from './routing.ts';
-import { validateNamespaces, validateServices } from './service-config.ts';
+import { isIpLiteral, normalizeName, Router, type Alias, type Aliases } from './routing.ts';
+import { parseDiscoveryOptions, type DiscoverySettings } from './settings.ts';
 import type { Balancer, BalancerFactory, Instance, Resolver } from './types.ts';
-import {
-  checkClock,
-  checkFunction,
-  checkHostArgument,
-  checkKeys,
-  checkObject,
-  checkOneOf,
-  describe as describeValue,
-  isHostname,
-} from './validate.ts';
+import { checkFunction, checkHostArgument, describe as describeValue, isHostname } from './validate.ts';
 
-const aliasChannel = channel('signpost:alias:use');
+const aliasChannel = channels.aliasUse;
 
 /** A change of the instances served for one resolved name. */
 export interface InstancesChange {
@@ -61,6 +48,8 @@ class View {
   readonly alias: Alias | undefined;
   readonly balancer: Balancer;
   instances: readonly Instance[] = [];
+  /** Called with the instances after every change while the name is watched (see `watch`). */
+  watchers: Set<(instances: readonly Instance[]) => void> | undefined;
 
   constructor(host: string, entries: readonly CacheEntry[], alias: Alias | undefined, balancer: Balancer) {
     this.host = host;
@@ -71,29 +60,25 @@ class View {
   }
 }
 
-const KNOWN_OPTIONS = [
-  'services',
-  'namespaces',
-  'aliases',
-  'unlisted',
-  'dns',
-  'cloudMap',
-  'cache',
-  'balancer',
-  'zone',
-  'zoneAffinity',
-  'subnets',
-  'ejection',
-  'clock',
-  'addresses',
-] as const;
+/**
+ * A read-only view of passive health (outlier ejection): what the agent's request outcomes did to
+ * each instance. Outcomes are reported by the agent, never by callers.
+ */
+export interface DiscoveryHealth {
+  /** Instances tracked, ejected now, ejections so far, and each instance's counters. */
+  stats(): HealthStats;
+}
+
+/** The tracker behind a Discovery, for the parts of signpost that report request outcomes (see {@link discoveryHealth}). */
+let healthOf!: (discovery: Discovery) => HealthTracker;
 
 export class Discovery {
   readonly #clock: Clock;
   readonly #cache: ResolutionCache;
   /** Reports the user's callbacks (listeners, balancers, clock) that throw. */
   readonly #reporter = new CallbackReporter();
-  readonly #balancer: DiscoveryOptions['balancer'];
+  readonly #balancer: BalancerSettings['policy'];
+  readonly #zoneAffinity: BalancerSettings['zoneAffinity'];
   readonly #router: Router;
   readonly #aliases: Aliases;
   readonly #unlistedDns: boolean;
@@ -102,68 +87,67 @@ export class Discovery {
   /** Instance key → how many cache entries serve it (pools live while this is > 0). */
   readonly #live = new Map<string, number>();
   readonly #listeners = new Set<(change: InstancesChange) => void>();
+  readonly #errorListeners = new Set<(event: ResolveErrorMessage) => void>();
+  readonly #resolveListeners = new Set<(event: ResolveDoneMessage) => void>();
   readonly #aliasUses = new Map<string, number>();
-  #options: DiscoveryOptions;
-  #dns: DnsClient | undefined;
-  #cloudMap: CloudMapClient | undefined;
+  readonly #clients: ResolverClients;
   #closed = false;
   readonly #zone: { current: string | undefined } = { current: undefined };
   readonly #zoneWanted: boolean;
   /** Passive health: the agent reports request outcomes here; ejected instances are not picked. */
-  readonly health: HealthTracker;
+  readonly #health: HealthTracker;
+
+  static {
+    healthOf = (discovery) => discovery.#health;
+  }
 
   constructor(options: DiscoveryOptions = {}) {
-    const raw: unknown = options;
-    checkObject('options', raw);
-    checkKeys('', raw, KNOWN_OPTIONS);
-    const services: Record<string, ServiceConfig> = { ...options.services };
-    if (options.services !== undefined) validateServices(options.services);
-    if (options.namespaces !== undefined) validateNamespaces(options.namespaces);
-    if (options.aliases !== undefined) validateAliases(options.aliases);
-    if (options.unlisted !== undefined) checkOneOf('unlisted', options.unlisted, ['passthrough', 'dns']);
-    const cache = validateCacheOptions(options.cache ?? {});
-    if (options.dns !== undefined) validateDnsOptions(options.dns);
-    if (options.cloudMap !== undefined) validateCloudMapOptions(options.cloudMap);
-    validateBalancerOptions(options);
-    validateZoneOptions(options);
-    if (options.clock !== undefined) checkClock('clock', options.clock);
-    if (options.addresses !== undefined) validateAddressOptions(options.addresses);
-    const policy = new AddressPolicy(options.addresses);
-    this.#options = options;
-    this.#clock = containClock(options.clock ?? systemClock, this.#reporter);
-    this.#balancer =
-      typeof options.balancer === 'function'
-        ? containBalancerFactory(options.balancer as BalancerFactory, this.#reporter)
-        : options.balancer;
-    checkStaticAddresses(services, policy, 'services');
-
-    // Local development: SIGNPOST_STATIC overrides the registry for the names it lists.
-    const override = process.env.SIGNPOST_STATIC;
-    if (override) {
-      for (const [name, instances] of parseStaticOverride(override)) {
-        services[name] = { via: 'static', instances };
-        checkStaticAddresses({ [name]: services[name] }, policy, 'SIGNPOST_STATIC');
-      }
-    }
-
-    this.#unlistedDns = options.unlisted === 'dns';
-    this.#aliases = new Aliases(options.aliases ?? {});
-    this.#router = new Router(services, options.namespaces ?? {}, (config, rule) => this.#makeResolver(config, rule));
-    this.health = new HealthTracker(options.ejection, this.#clock);
-    const zoneOf = options.subnets === undefined ? undefined : createSubnetMatcher(options.subnets);
+    const settings: DiscoverySettings = parseDiscoveryOptions(options);
+    this.#clock = containClock(settings.clock ?? systemClock, this.#reporter);
+    const { policy } = settings.balancer;
+    this.#balancer = typeof policy === 'function' ? containBalancerFactory(policy as BalancerFactory, this.#reporter) : policy;
+    this.#unlistedDns = settings.unlisted === 'dns';
+    this.#aliases = settings.aliases;
+    this.#clients = new ResolverClients(settings.dns, settings.cloudMap, this.#clock);
+    this.#router = new Router(settings.services, settings.namespaces, (config, rule) =>
+      createResolver(config, this.#clients, rule.kind === 'namespace' ? rule.suffix : undefined),
+    );
+    this.#health = new HealthTracker(settings.ejection, this.#clock);
+    const { zoneOf } = settings.zone;
     this.#cache = new ResolutionCache(
-      cache,
+      settings.cache,
       this.#clock,
       {
         onChange: (entry, previous) => this.#entryChanged(entry, previous),
         onEvict: (entry) => this.#entryEvicted(entry),
+        onAnswer: (message) => this.#tell(this.#resolveListeners, 'onResolve listener', message),
+        onError: (message) => this.#tell(this.#errorListeners, 'onError listener', message),
         ...(zoneOf && { mapInstances: (instances) => withZones(instances, zoneOf) }),
       },
-      policy,
+      settings.addresses,
     );
-    this.#zoneWanted = (options.zone ?? process.env.SIGNPOST_ZONE) !== undefined && options.zoneAffinity !== false;
-    this.zone = this.#findZone(options.zone);
+    const zone = settings.zone.zone;
+    this.#zoneAffinity = settings.balancer.zoneAffinity;
+    this.#zoneWanted = (zone ?? process.env.SIGNPOST_ZONE) !== undefined && this.#zoneAffinity !== false;
+    this.zone = this.#findZone(zone);
+    this.lookup = createLookup(this);
   }
+
+  /**
+   * Passive health, read-only: per-instance in-flight counts, failures and ejections, as the
+   * agent's request outcomes left them.
+   */
+  readonly health: DiscoveryHealth = Object.freeze({ stats: () => this.#health.stats() });
+
+  /**
+   * A `dns.lookup`-compatible function (bound: pass it as it is) for `http.Agent`, `https.Agent`,
+   * `net.connect`, `tls.connect` and the clients built on them. Each call gives a balanced, not
+   * ejected, zone-preferred address of a discovered name; other names go to `dns.lookup`. It
+   * returns addresses only: the port is the caller's (see `DiscoveryHttpAgent` for SRV and Cloud
+   * Map ports). A discovery failure is a getaddrinfo-style error (`ENOTFOUND`, `EAI_AGAIN`,
+   * `EAI_FAIL`) whose `cause` is the SignpostError.
+   */
+  readonly lookup: DiscoveryLookup;
 
   /**
    * The caller's zone once known (`zone` option, `SIGNPOST_ZONE`, or the ECS task metadata for
@@ -178,56 +162,6 @@ export class Discovery {
       for (const view of this.#views.values()) view.balancer.update(view.instances);
     }
     return found;
-  }
-
-  #makeResolver(config: ServiceConfig | NamespaceConfig, rule: RouteRule): Resolver {
-    switch (config.via) {
-      case 'static':
-        return new StaticResolver(config.instances);
-      case 'dns':
-        return new DnsResolver(this.#dnsClient(), {
-          ...(config.port !== undefined && { port: config.port }),
-          ...(config.family !== undefined && { family: config.family }),
-        });
-      case 'srv': {
-        let srv: string | ((name: string) => string) | undefined;
-        if ('srv' in config) srv = config.srv;
-        else if ('srvPrefix' in config && config.srvPrefix !== undefined) {
-          const prefix = config.srvPrefix;
-          srv = (name) => `${prefix}.${name}`;
-        }
-        return new SrvResolver(this.#dnsClient(), srv === undefined ? {} : { srv });
-      }
-      case 'cloudmap': {
-        const target: CloudMapResolverConfig = {};
-        if ('service' in config) {
-          target.namespace = config.namespace;
-          target.service = config.service;
-        } else {
-          target.namespace = config.namespace ?? (rule.kind === 'namespace' ? rule.suffix : undefined)!;
-        }
-        if (config.healthStatus !== undefined) target.healthStatus = config.healthStatus;
-        if (config.queryParameters !== undefined) target.queryParameters = config.queryParameters;
-        if (config.optionalParameters !== undefined) target.optionalParameters = config.optionalParameters;
-        if (config.ownerAccount !== undefined) target.ownerAccount = config.ownerAccount;
-        if (config.port !== undefined) target.port = config.port;
-        // Instances registered by DNS name (load balancers, CNAMEs) are looked up like `via: 'dns'`.
-        let addresses: DnsResolver | undefined;
-        return new CloudMapResolver(this.#cloudMapClient(), target, {
-          resolve: (name, context) => (addresses ??= new DnsResolver(this.#dnsClient())).resolve(name, context),
-        });
-      }
-    }
-  }
-
-  #dnsClient(): DnsClient {
-    this.#dns ??= new DnsClient(this.#options.dns ?? {});
-    return this.#dns;
-  }
-
-  #cloudMapClient(): CloudMapClient {
-    this.#cloudMap ??= new CloudMapClient(this.#options.cloudMap ?? {}, this.#clock);
-    return this.#cloudMap;
   }
 
   /**
@@ -250,7 +184,7 @@ export class Discovery {
 
   /** The names a host is looked up as: the DNS search list applied as getaddrinfo applies it. */
   #candidates(name: string): string[] {
-    this.#search ??= searchSettings(this.#options.dns ?? {});
+    this.#search ??= searchSettings(this.#clients.dnsSettings());
     return candidatesOf(name, this.#search);
   }
 
@@ -338,10 +272,33 @@ export class Discovery {
     return view.balancer.pick(exclude);
   }
 
+  /**
+   * @internal Keeps a name resolved, refreshed and cached for as long as it is watched, for a
+   * client that holds connections and balances on its own (the gRPC resolver): such a client
+   * never picks, and a name nobody picks would otherwise lapse at expiry. `listener` gets the
+   * instances after every change (an empty list when the name lost them: `resolve()` then says
+   * why). The first answer comes from `resolve()`. Returns the function that stops watching.
+   */
+  watch(host: string, listener: (instances: readonly Instance[]) => void): () => void {
+    checkFunction('watch() listener', listener);
+    const view = this.#viewOf(host, 'watch()');
+    const cache = this.#cache;
+    for (const entry of view.entries) cache.hold(entry);
+    (view.watchers ??= new Set()).add(listener);
+    let watching = true;
+    return () => {
+      if (!watching) return;
+      watching = false;
+      view.watchers?.delete(listener);
+      if (view.watchers?.size === 0) view.watchers = undefined;
+      for (const entry of view.entries) cache.release(entry);
+    };
+  }
+
   /** The instances served for a host now, without I/O (empty when not resolved). */
   instancesSync(host: string): readonly Instance[] {
     checkHostArgument('instancesSync()', host);
-    return this.#views.get(normalizeName(host))?.instances ?? [];
+    return (this.#views.get(host) ?? this.#views.get(normalizeName(host)))?.instances ?? [];
   }
 
   /** True while some cached name still serves this instance key (`address:port`). */
@@ -366,6 +323,43 @@ export class Discovery {
     return () => this.#listeners.delete(listener);
   }
 
+  /**
+   * Called whenever a query for a name fails: the registry failed (`SIGNPOST_ERR_RESOLVE`, with
+   * `serving` the instances still served meanwhile, fresh then stale), or the name does not exist
+   * (`SIGNPOST_ERR_NOT_FOUND`). The error says what to check for the kind of registry asked (DNS,
+   * SRV or Cloud Map). Once per failed query, not per caller. Returns an unsubscribe function; a
+   * listener that throws is contained, as for {@link onChange}.
+   */
+  onError(listener: (event: ResolveErrorMessage) => void): () => void {
+    checkFunction('onError() listener', listener);
+    if (this.#closed) return () => false;
+    this.#errorListeners.add(listener);
+    return () => this.#errorListeners.delete(listener);
+  }
+
+  /**
+   * Called after every answer the registry gives for a name (each query that succeeded, whether
+   * or not the instances changed; {@link onChange} tells only changes): `{ name, instances, ttl,
+   * duration }`. Returns an unsubscribe function; a listener that throws is contained.
+   */
+  onResolve(listener: (event: ResolveDoneMessage) => void): () => void {
+    checkFunction('onResolve() listener', listener);
+    if (this.#closed) return () => false;
+    this.#resolveListeners.add(listener);
+    return () => this.#resolveListeners.delete(listener);
+  }
+
+  #tell<M extends { readonly name: string }>(listeners: ReadonlySet<(message: M) => void>, kind: CallbackKind, message: M): void {
+    if (this.#closed) return;
+    for (const listener of listeners) {
+      try {
+        listener(message);
+      } catch (error) {
+        this.#reporter.report(kind, error, message.name);
+      }
+    }
+  }
+
   /** Counters: names cached, queries sent upstream, uses of each alias. */
   stats(): { names: number; queries: number; aliasUses: Record<string, number> } {
     return {
@@ -386,18 +380,14 @@ export class Discovery {
     for (const view of this.#views.values()) view.balancer.close?.();
     this.#views.clear();
     // The balancers have left the tracker: the health state of every instance can go.
-    this.health.forget([...this.#live.keys()]);
-    this.health.close();
+    this.#health.forget([...this.#live.keys()]);
+    this.#health.close();
     this.#live.clear();
     this.#aliasUses.clear();
     this.#listeners.clear();
-    this.#options = {};
-    const dns = this.#dns;
-    const cloudMap = this.#cloudMap;
-    this.#dns = undefined;
-    this.#cloudMap = undefined;
-    dns?.close();
-    await cloudMap?.close();
+    this.#errorListeners.clear();
+    this.#resolveListeners.clear();
+    await this.#clients.close();
   }
 
   #used(view: View): void {
@@ -439,8 +429,8 @@ export class Discovery {
       balancer: this.#balancer,
       zone: this.#zone,
       // Without a zone to prefer, the zone layer would only add a hop to every pick.
-      zoneAffinity: this.#zoneWanted ? this.#options.zoneAffinity : false,
-      health: this.health,
+      zoneAffinity: this.#zoneWanted ? this.#zoneAffinity : false,
+      health: this.#health,
     });
     view = new View(name, entries, alias, balancer);
     this.#views.set(name, view);
@@ -452,7 +442,7 @@ export class Discovery {
   #resolverFor(name: string): Resolver {
     if (isIpLiteral(name)) {
       const address = name.startsWith('[') ? name.slice(1, -1) : name;
-      return new StaticResolver([{ address }]);
+      return createResolver({ via: 'static', instances: [{ address }] }, this.#clients);
     }
     // A name a rule matches as written is complete; any other goes through the search list,
     // each name tried routed on its own.
@@ -475,6 +465,15 @@ export class Discovery {
     if (instances === view.instances) return;
     view.instances = instances;
     view.balancer.update(instances);
+    if (view.watchers !== undefined) {
+      for (const watcher of view.watchers) {
+        try {
+          watcher(instances);
+        } catch (error) {
+          this.#reporter.report('onChange listener', error, view.host);
+        }
+      }
+    }
   }
 
   #entryChanged(entry: CacheEntry, previous: readonly Instance[]): void {
@@ -507,7 +506,7 @@ export class Discovery {
         gone.push(key);
       }
     }
-    if (gone.length > 0) this.health.forget(gone);
+    if (gone.length > 0) this.#health.forget(gone);
     // close() empties the cache: that is the end of watching, not a change to report.
     if (!this.#closed && this.#listeners.size > 0 && (added.length > 0 || removed.length > 0)) {
       const change: InstancesChange = { name: entry.name, instances: entry.instances, added, removed };
@@ -578,25 +577,6 @@ function copyInstances(view: View): Instance[] {
   return view.instances.slice();
 }
 
-/**
- * Static instances must pass the address policy: a static service (or `SIGNPOST_STATIC`) that
- * names a link-local or multicast address is a constructor error, not a silent skip.
- */
-function checkStaticAddresses(services: Record<string, ServiceConfig>, policy: AddressPolicy, source: string): void {
-  for (const [name, config] of Object.entries(services)) {
-    if (config.via !== 'static') continue;
-    config.instances.forEach((instance, i) => {
-      const reason = policy.refuse(instance.address);
-      if (reason === undefined) return;
-      const where = source === 'services' ? `services[${JSON.stringify(name)}].instances[${i}].address` : `SIGNPOST_STATIC entry for ${name}`;
-      throw new InvalidArgumentError(
-        `Invalid ${where}: ${JSON.stringify(instance.address)} is never used as an instance: it is ${reason}`,
-        { hostname: name },
-      );
-    });
-  }
-}
-
 function withZones(instances: readonly Instance[], zoneOf: (address: string) => string | undefined): Instance[] {
   return instances.map((instance) => {
     if (instance.zone !== undefined) return instance;
@@ -614,3 +594,11 @@ function union(a: readonly Instance[], b: readonly Instance[]): readonly Instanc
   return Object.freeze(merged);
 }
 
+/**
+ * The health tracker behind a Discovery: the way the request path (the agent, the interceptor,
+ * `discovery.lookup` and other clients signpost serves) reports request outcomes and probes
+ * ejected instances. Not part of the public API: callers read `discovery.health.stats()`.
+ */
+export function discoveryHealth(discovery: Discovery): HealthTracker {
+  return healthOf(discovery);
+}

@@ -59,6 +59,15 @@ export class ResolveError extends SignpostError {
   }
 }
 
+/**
+ * The `code` of any error (signpost's `SIGNPOST_ERR_*`, undici's `UND_ERR_*`, Node's
+ * `ECONNREFUSED`), or undefined when it has none.
+ */
+export function errorCode(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
 /** The Discovery was used after `close()`. */
 export class ClosedError extends SignpostError {
   constructor(message = 'signpost was used after close(): create a new Discovery') {

@@ -5,8 +5,8 @@
  * as it answers, or when its ejection time ends. The balancers of every service that has the
  * instance are told, so they rebuild.
  */
-import { channel } from 'node:diagnostics_channel';
 import type { Clock, ClockTimer } from './clock.ts';
+import { channels, type EjectMessage, type ReturnMessage } from './diagnostics.ts';
 import { instanceKey } from './instance.ts';
 import type { EjectionOptions, FailurePercentageOptions, ProbeOptions } from './options.ts';
 import type { Instance } from './types.ts';
@@ -49,29 +49,7 @@ export type HealthEvent = 'eject' | 'return';
 
 export type HealthListener = (state: InstanceHealth, event: HealthEvent) => void;
 
-/** The message of `signpost:health:eject`. */
-export interface EjectMessage {
-  /** The instance key (`address:port`). */
-  readonly key: string;
-  /** The failure that tipped the instance over. */
-  readonly kind: FailureKind;
-  /** How many times in a row the instance has been ejected, this one included. */
-  readonly ejections: number;
-  /** How long this ejection lasts at most, in milliseconds (a probe may end it sooner). */
-  readonly ejectionTime: number;
-  /** What tipped it over. */
-  readonly reason: EjectionReason;
-}
-
-/** The message of `signpost:health:return`. */
-export interface ReturnMessage {
-  readonly key: string;
-  /** `probe`: a probe got an answer; `timer`: the ejection time ended. */
-  readonly by: 'probe' | 'timer';
-}
-
-const ejectChannel = channel('signpost:health:eject');
-const returnChannel = channel('signpost:health:return');
+const { healthEject: ejectChannel, healthReturn: returnChannel } = channels;
 
 const NONE: readonly HealthMember[] = Object.freeze([]);
 const NO_PEERS: readonly InstanceHealth[] = Object.freeze([]);
@@ -171,7 +149,8 @@ export interface HealthMember {
   healthChanged(state: InstanceHealth, event: HealthEvent): void;
 }
 
-interface ResolvedEjectionOptions {
+/** The `ejection` option with its defaults applied: what {@link HealthTracker} runs on. */
+export interface EjectionSettings {
   readonly enabled: boolean;
   readonly consecutiveConnectFailures: number;
   readonly consecutiveFailures: number;
@@ -196,9 +175,42 @@ const EJECTION_KEYS = [
   'stallTimeout',
 ] as const;
 
-/** Throws InvalidArgumentError for a bad `ejection` option. */
-export function validateEjectionOptions(ejection: unknown): asserts ejection is EjectionOptions | false | undefined {
-  if (ejection === undefined || ejection === false) return;
+/**
+ * Checks the `ejection` option and applies its defaults; throws InvalidArgumentError
+ * (SIGNPOST_ERR_INVALID_ARG) naming the bad value.
+ */
+export function parseEjectionOptions(value: unknown): EjectionSettings {
+  if (value !== undefined && value !== false) checkEjection(value);
+  const o = (value || {}) as EjectionOptions;
+  return Object.freeze({
+    enabled: value !== false,
+    consecutiveConnectFailures: o.consecutiveConnectFailures ?? DEFAULT_CONSECUTIVE_CONNECT_FAILURES,
+    consecutiveFailures: o.consecutiveFailures ?? DEFAULT_CONSECUTIVE_FAILURES,
+    baseEjectionTime: o.baseEjectionTime ?? DEFAULT_BASE_EJECTION_TIME_MS,
+    maxEjectionTime: o.maxEjectionTime ?? DEFAULT_MAX_EJECTION_TIME_MS,
+    maxEjectedPercent: o.maxEjectedPercent ?? DEFAULT_MAX_EJECTED_PERCENT,
+    panicThreshold: o.panicThreshold ?? DEFAULT_PANIC_THRESHOLD_PERCENT,
+    failurePercentage:
+      o.failurePercentage === false
+        ? false
+        : {
+            threshold: o.failurePercentage?.threshold ?? DEFAULT_FAILURE_PERCENTAGE_THRESHOLD,
+            minRequests: o.failurePercentage?.minRequests ?? DEFAULT_FAILURE_PERCENTAGE_MIN_REQUESTS,
+            interval: o.failurePercentage?.interval ?? DEFAULT_FAILURE_PERCENTAGE_INTERVAL_MS,
+          },
+    probe:
+      o.probe === false
+        ? false
+        : {
+            interval: o.probe?.interval ?? DEFAULT_PROBE_INTERVAL_MS,
+            timeout: o.probe?.timeout ?? DEFAULT_PROBE_TIMEOUT_MS,
+            path: o.probe?.path,
+          },
+    stallTimeout: o.stallTimeout ?? DEFAULT_STALL_TIMEOUT_MS,
+  });
+}
+
+function checkEjection(ejection: unknown): void {
   checkObject('ejection', ejection);
   checkKeys('ejection', ejection, EJECTION_KEYS);
   const o = ejection;
@@ -253,7 +265,7 @@ export function validateEjectionOptions(ejection: unknown): asserts ejection is 
  * It returns after `baseEjectionTime × ejections` (at most `maxEjectionTime`).
  */
 export class HealthTracker {
-  readonly #options: ResolvedEjectionOptions;
+  readonly #options: EjectionSettings;
   readonly #clock: Clock;
   /** States are made on first use (a request, or a policy that reads load): a name resolved and never requested costs none. */
   readonly #states = new Map<string, InstanceHealth>();
@@ -270,35 +282,8 @@ export class HealthTracker {
   #refusedEjections = 0;
   #closed = false;
 
-  constructor(options: EjectionOptions | false | undefined, clock: Clock) {
-    validateEjectionOptions(options);
-    const o = options || {};
-    this.#options = {
-      enabled: options !== false,
-      consecutiveConnectFailures: o.consecutiveConnectFailures ?? DEFAULT_CONSECUTIVE_CONNECT_FAILURES,
-      consecutiveFailures: o.consecutiveFailures ?? DEFAULT_CONSECUTIVE_FAILURES,
-      baseEjectionTime: o.baseEjectionTime ?? DEFAULT_BASE_EJECTION_TIME_MS,
-      maxEjectionTime: o.maxEjectionTime ?? DEFAULT_MAX_EJECTION_TIME_MS,
-      maxEjectedPercent: o.maxEjectedPercent ?? DEFAULT_MAX_EJECTED_PERCENT,
-      panicThreshold: o.panicThreshold ?? DEFAULT_PANIC_THRESHOLD_PERCENT,
-      failurePercentage:
-        o.failurePercentage === false
-          ? false
-          : {
-              threshold: o.failurePercentage?.threshold ?? DEFAULT_FAILURE_PERCENTAGE_THRESHOLD,
-              minRequests: o.failurePercentage?.minRequests ?? DEFAULT_FAILURE_PERCENTAGE_MIN_REQUESTS,
-              interval: o.failurePercentage?.interval ?? DEFAULT_FAILURE_PERCENTAGE_INTERVAL_MS,
-            },
-      probe:
-        o.probe === false
-          ? false
-          : {
-              interval: o.probe?.interval ?? DEFAULT_PROBE_INTERVAL_MS,
-              timeout: o.probe?.timeout ?? DEFAULT_PROBE_TIMEOUT_MS,
-              path: o.probe?.path,
-            },
-      stallTimeout: o.stallTimeout ?? DEFAULT_STALL_TIMEOUT_MS,
-    };
+  constructor(settings: EjectionSettings, clock: Clock) {
+    this.#options = settings;
     this.#clock = clock;
   }
 

@@ -1,6 +1,8 @@
 /**
- * The options of {@link Discovery}. Every duration is in milliseconds. Each area's options are
- * validated by that area (`validate*` beside its code) when a Discovery is constructed.
+ * The options of {@link Discovery}. Every duration is in milliseconds. They are parsed once, when
+ * a Discovery is constructed: each area's option by that area (`parse*Options` beside its code,
+ * gathered by `parseDiscoveryOptions` in settings.ts) into settings with every default applied;
+ * a bad value throws SIGNPOST_ERR_INVALID_ARG then, never later.
  */
 import type { ServiceDiscoveryClient, ServiceDiscoveryClientConfig } from '@aws-sdk/client-servicediscovery';
 import type { Clock } from './clock.ts';
@@ -278,9 +280,10 @@ export interface CloudMapOptions {
   timeout?: number;
   /**
    * The custom attribute read as an instance's `weight` (an integer from 0 to
-   * 65,535, as in SRV; 1 when absent or not such an integer). Register instances with it to send
-   * more traffic to bigger tasks under the `'weighted'` balancer.
-   * @default 'weight'
+   * 65,535, as in SRV; 1 when absent or not such an integer); a weight read from it leaves
+   * `attributes`. Register instances with it to send more traffic to bigger tasks under the
+   * `'weighted'` balancer. {@link BalancerConfig.weightAttribute} is the same setting.
+   * @default {@link BalancerConfig.weightAttribute} when given, else 'weight'
    */
   weightAttribute?: string;
 }
@@ -352,10 +355,11 @@ export interface BalancerConfig {
    */
   policy: BalancerName;
   /**
-   * For `weighted`: the registry attribute (a Cloud Map custom attribute) that holds each
-   * instance's weight, a non-negative integer. Instances without it, or with a value that is not
-   * such an integer, keep their {@link Instance.weight}.
-   * @default undefined: the SRV weight ({@link Instance.weight})
+   * For `weighted`: the Cloud Map custom attribute that holds each instance's weight; the same
+   * setting as {@link CloudMapOptions.weightAttribute} (one attribute, read into
+   * {@link Instance.weight} by the Cloud Map resolver, with its rules). Giving both with
+   * different values is SIGNPOST_ERR_INVALID_ARG.
+   * @default {@link CloudMapOptions.weightAttribute}
    */
   weightAttribute?: string;
 }

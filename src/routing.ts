@@ -9,10 +9,13 @@ import type { Resolver } from './types.ts';
 import { checkHostname, checkKeys, checkObject, checkOneOf, invalid } from './validate.ts';
 import { InvalidArgumentError } from './errors.ts';
 
-/** Lower-case, without a trailing dot: the form every map in signpost is keyed by. */
-export function normalizeName(host: string): string {
-  const lower = host.toLowerCase();
-  return lower.endsWith('.') ? lower.slice(0, -1) : lower;
+/**
+ * Lower-case, without a trailing dot: the one form names are compared and keyed in, everywhere in
+ * signpost (routes, the cache, DNS answers). The root, `"."`, stays `"."`.
+ */
+export function normalizeName(name: string): string {
+  const lower = name.toLowerCase();
+  return lower.length > 1 && lower.endsWith('.') ? lower.slice(0, -1) : lower;
 }
 
 export function isIpLiteral(host: string): boolean {
@@ -97,7 +100,13 @@ export class Aliases {
   }
 }
 
-export function validateAliases(value: unknown, path = 'aliases'): void {
+/** Checks the `aliases` option (throws InvalidArgumentError, SIGNPOST_ERR_INVALID_ARG) and builds them. */
+export function parseAliases(value: unknown = {}, path = 'aliases'): Aliases {
+  checkAliases(value, path);
+  return new Aliases(value);
+}
+
+function checkAliases(value: unknown, path: string): asserts value is Record<string, AliasConfig | string> {
   checkObject(path, value);
   const names = new Set(Object.keys(value).map(normalizeName));
   for (const [from, config] of Object.entries(value)) {

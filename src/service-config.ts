@@ -1,6 +1,8 @@
-/** Validation of `services` and `namespaces` entries. */
-import { validateCloudMapResolverConfig } from './resolvers/cloudmap.ts';
-import { validateStaticInstances } from './resolvers/static.ts';
+/** The `services` and `namespaces` options: each entry checked once, and kept as a copy. */
+import type { NamespaceConfig, ServiceConfig } from './options.ts';
+import { checkStaticInstances } from './resolvers/static.ts';
+import { CLOUD_MAP_HEALTH_STATUSES, checkAccountId } from './resolvers/cloudmap-client.ts';
+import { normalizeName } from './routing.ts';
 import {
   checkHostname,
   checkKeys,
@@ -12,6 +14,34 @@ import {
 } from './validate.ts';
 
 const VIA: readonly string[] = ['dns', 'srv', 'cloudmap', 'static'];
+
+const CLOUD_MAP_KEYS = ['via', 'namespace', 'service', 'healthStatus', 'queryParameters', 'optionalParameters', 'ownerAccount', 'port'] as const;
+
+function checkParameters(path: string, value: unknown): void {
+  checkObject(path, value);
+  for (const [key, item] of Object.entries(value)) {
+    if (key.length === 0 || typeof item !== 'string') throw invalid(`${path}.${key}`, item, 'a string');
+  }
+}
+
+/** The fields of a `via: 'cloudmap'` entry. */
+function checkCloudMap(at: string, config: Record<string, unknown>, kind: 'service' | 'namespace'): void {
+  checkKeys(at, config, CLOUD_MAP_KEYS);
+  if (config.namespace !== undefined || kind === 'service') checkHostname(`${at}.namespace`, config.namespace);
+  if (kind === 'namespace' && config.service !== undefined) {
+    // A namespace rule maps each name's first label to its service.
+    throw invalid(`${at}.service`, config.service, 'no service in a namespace rule (it is the first label of each name)');
+  }
+  if (kind === 'service') {
+    checkString(`${at}.service`, config.service);
+    if (config.service.includes('.')) throw invalid(`${at}.service`, config.service, 'a Cloud Map service name without dots');
+  }
+  if (config.healthStatus !== undefined) checkOneOf(`${at}.healthStatus`, config.healthStatus, CLOUD_MAP_HEALTH_STATUSES);
+  if (config.queryParameters !== undefined) checkParameters(`${at}.queryParameters`, config.queryParameters);
+  if (config.optionalParameters !== undefined) checkParameters(`${at}.optionalParameters`, config.optionalParameters);
+  if (config.ownerAccount !== undefined) checkAccountId(`${at}.ownerAccount`, config.ownerAccount);
+  if (config.port !== undefined) checkPort(`${at}.port`, config.port);
+}
 
 /** Checks one `services` entry (`kind: 'service'`) or `namespaces` entry (`kind: 'namespace'`). */
 function checkConfig(at: string, config: unknown, kind: 'service' | 'namespace'): void {
@@ -31,18 +61,11 @@ function checkConfig(at: string, config: unknown, kind: 'service' | 'namespace')
       break;
     }
     case 'cloudmap':
-      validateCloudMapResolverConfig(config, at, ['via']);
-      // A service names both; a namespace rule defaults them to its suffix and the first label.
-      if (kind === 'service') {
-        checkHostname(`${at}.namespace`, config.namespace);
-        checkString(`${at}.service`, config.service);
-      } else if (config.service !== undefined) {
-        throw invalid(`${at}.service`, config.service, 'no service in a namespace rule (it is the first label of each name)');
-      }
+      checkCloudMap(at, config, kind);
       break;
     case 'static':
       checkKeys(at, config, ['via', 'instances']);
-      validateStaticInstances(`${at}.instances`, config.instances);
+      checkStaticInstances(`${at}.instances`, config.instances);
       if ((config.instances as unknown[]).length === 0) {
         throw invalid(`${at}.instances`, config.instances, 'at least one instance');
       }
@@ -50,18 +73,27 @@ function checkConfig(at: string, config: unknown, kind: 'service' | 'namespace')
   }
 }
 
-export function validateServices(value: unknown, path = 'services'): void {
+function parseEntries<T>(value: unknown, path: string, kind: 'service' | 'namespace'): Readonly<Record<string, T>> {
   checkObject(path, value);
+  const parsed: Record<string, T> = {};
   for (const [name, config] of Object.entries(value)) {
     checkHostname(`${path} key`, name);
-    checkConfig(`${path}[${JSON.stringify(name)}]`, config, 'service');
+    checkConfig(`${path}[${JSON.stringify(name)}]`, config, kind);
+    // A copy: changing the caller's object later changes nothing.
+    parsed[normalizeName(name)] = Object.freeze(structuredClone(config)) as T;
   }
+  return Object.freeze(parsed);
 }
 
-export function validateNamespaces(value: unknown, path = 'namespaces'): void {
-  checkObject(path, value);
-  for (const [suffix, config] of Object.entries(value)) {
-    checkHostname(`${path} key`, suffix);
-    checkConfig(`${path}[${JSON.stringify(suffix)}]`, config, 'namespace');
-  }
+/**
+ * Checks the `services` option (throws InvalidArgumentError, SIGNPOST_ERR_INVALID_ARG, naming the
+ * entry) and returns a copy keyed by normalized name.
+ */
+export function parseServices(value: unknown, path = 'services'): Readonly<Record<string, ServiceConfig>> {
+  return parseEntries<ServiceConfig>(value, path, 'service');
+}
+
+/** The same for the `namespaces` option. */
+export function parseNamespaces(value: unknown, path = 'namespaces'): Readonly<Record<string, NamespaceConfig>> {
+  return parseEntries<NamespaceConfig>(value, path, 'namespace');
 }

@@ -58,6 +58,12 @@ export interface Resolution {
    * undefined when there is nothing to add; never rejects.
    */
   readonly late?: Promise<Resolution | undefined>;
+  /**
+   * For an answer without instances: why, in the terms of the registry that answered, and what
+   * to check (for DNS, whether the name has the other kind of record). The cache puts it in the
+   * SIGNPOST_ERR_NO_INSTANCES error.
+   */
+  readonly why?: string;
 }
 
 /** What a resolver is given besides the name. */

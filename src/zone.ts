@@ -88,10 +88,21 @@ function getText(url: string, timeout: number): Promise<string> {
   });
 }
 
-/** Throws InvalidArgumentError for a bad `zone` or `subnets` option. */
-export function validateZoneOptions(options: { zone?: unknown; subnets?: unknown }): void {
+/** The `zone` and `subnets` options, checked. */
+export interface ZoneSettings {
+  /** The caller's zone as given (a name, or 'auto'); undefined: `SIGNPOST_ZONE`, else none. */
+  readonly zone: string | undefined;
+  /** The zone of an address by `subnets`; undefined without `subnets`. */
+  readonly zoneOf: ((address: string) => string | undefined) | undefined;
+}
+
+/** Checks the `zone` and `subnets` options; throws InvalidArgumentError naming the bad one. */
+export function parseZoneOptions(options: { zone?: unknown; subnets?: unknown }): ZoneSettings {
   if (options.zone !== undefined) checkString('zone', options.zone);
-  if (options.subnets !== undefined) createSubnetMatcher(options.subnets as Record<string, string>);
+  return Object.freeze({
+    zone: options.zone as string | undefined,
+    zoneOf: options.subnets === undefined ? undefined : createSubnetMatcher(options.subnets as Record<string, string>),
+  });
 }
 
 interface SubnetEntry {

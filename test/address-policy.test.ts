@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { AddressPolicy, refusePort, validateAddressOptions } from '../src/address-policy.ts';
+import { AddressPolicy, refusePort, parseAddressOptions } from '../src/address-policy.ts';
 
 describe('AddressPolicy', () => {
   const policy = new AddressPolicy();
@@ -85,6 +85,6 @@ describe('AddressPolicy', () => {
     ['a zone id', { allow: ['fe80::1%lo/128'] }],
     ['a number', { deny: [10] }],
   ])('addresses: %s → SIGNPOST_ERR_INVALID_ARG', (_label, value) => {
-    expect(() => validateAddressOptions(value)).toThrow(expect.objectContaining({ code: 'SIGNPOST_ERR_INVALID_ARG' }));
+    expect(() => parseAddressOptions(value)).toThrow(expect.objectContaining({ code: 'SIGNPOST_ERR_INVALID_ARG' }));
   });
 });

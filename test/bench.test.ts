@@ -103,6 +103,13 @@ describe('npm run bench -- --quick', () => {
     expect(typeof results.cache.heap.bytesPerName).toBe('number');
     expect(typeof results.cache.heap.met).toBe('boolean');
 
+    // bench/lookup.ts: a warm discovery.lookup against a cacheable-lookup hit.
+    expect(stdout).toContain('Lookup (bench/lookup.ts)');
+    for (const kind of ['one', 'all']) {
+      expect(results.lookup[kind].ratio.median).toBeGreaterThan(0);
+      expect(results.lookup[kind].signpostNs.median).toBeGreaterThan(0);
+    }
+
     expect(results.goals.length).toBeGreaterThanOrEqual(9);
     for (const goal of results.goals) {
       expect(typeof goal.goal).toBe('string');

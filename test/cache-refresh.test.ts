@@ -5,7 +5,7 @@
  */
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { describe, expect, test } from 'vitest';
-import { ResolutionCache, validateCacheOptions } from '../src/cache.ts';
+import { ResolutionCache, parseCacheOptions } from '../src/cache.ts';
 import type { Instance, Resolution, Resolver } from '../src/types.ts';
 import { FakeClock, flush } from './support/fake-clock.ts';
 
@@ -20,9 +20,9 @@ class Scripted implements Resolver {
   }
 }
 
-function setup(clock = new FakeClock(), cache: Parameters<typeof validateCacheOptions>[0] = {}) {
+function setup(clock = new FakeClock(), cache: Parameters<typeof parseCacheOptions>[0] = {}) {
   const changes: string[][] = [];
-  const c = new ResolutionCache(validateCacheOptions(cache), clock, {
+  const c = new ResolutionCache(parseCacheOptions(cache), clock, {
     onChange: (entry) => changes.push(entry.instances.map((i) => i.address)),
     onEvict: () => {},
   });

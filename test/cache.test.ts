@@ -1,7 +1,7 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { describe, expect, test } from 'vitest';
 import { AddressPolicy } from '../src/address-policy.ts';
-import { CacheEntry, ResolutionCache, validateCacheOptions, type CacheHooks } from '../src/cache.ts';
+import { CacheEntry, ResolutionCache, parseCacheOptions, type CacheHooks } from '../src/cache.ts';
 import { NotFoundError, ResolveError } from '../src/errors.ts';
 import type { Instance, Resolution, ResolveContext, Resolver } from '../src/types.ts';
 import { FakeClock, flush } from './support/fake-clock.ts';
@@ -27,7 +27,7 @@ class Scripted implements Resolver {
   }
 }
 
-function setup(cache: Parameters<typeof validateCacheOptions>[0] = {}) {
+function setup(cache: Parameters<typeof parseCacheOptions>[0] = {}) {
   const clock = new FakeClock();
   const changes: Array<{ name: string; instances: readonly Instance[] }> = [];
   const evicted: string[] = [];
@@ -35,7 +35,7 @@ function setup(cache: Parameters<typeof validateCacheOptions>[0] = {}) {
     onChange: (entry) => changes.push({ name: entry.name, instances: entry.instances }),
     onEvict: (entry) => evicted.push(entry.name),
   };
-  const c = new ResolutionCache(validateCacheOptions(cache), clock, hooks);
+  const c = new ResolutionCache(parseCacheOptions(cache), clock, hooks);
   return { clock, cache: c, changes, evicted };
 }
 
@@ -308,7 +308,7 @@ describe('ResolutionCache', () => {
     [{ ttl: 5 }],
     ['fast'],
   ])('invalid cache options %j are rejected with SIGNPOST_ERR_INVALID_ARG', (options) => {
-    expect(() => validateCacheOptions(options)).toThrow(expect.objectContaining({ code: 'SIGNPOST_ERR_INVALID_ARG' }));
+    expect(() => parseCacheOptions(options)).toThrow(expect.objectContaining({ code: 'SIGNPOST_ERR_INVALID_ARG' }));
   });
 });
 
@@ -490,7 +490,7 @@ describe('the address policy, applied to every answer', () => {
 
   test('addresses.allow lets a link-local address through', async () => {
     const clock = new FakeClock();
-    const c = new ResolutionCache(validateCacheOptions({}), clock, { onChange() {}, onEvict() {} }, new AddressPolicy({ allow: ['169.254.170.2'] }));
+    const c = new ResolutionCache(parseCacheOptions({}), clock, { onChange() {}, onEvict() {} }, new AddressPolicy({ allow: ['169.254.170.2'] }));
     const r = new Scripted();
     r.answer = async () => ({ instances: [inst('169.254.170.2'), inst('169.254.169.254')], ttl: 10_000 });
     const entry = await warm(c, r);

@@ -6,11 +6,11 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { systemClock, type Clock } from '../src/clock.ts';
-import type { CallbackErrorMessage } from '../src/contain.ts';
+import type { CallbackErrorMessage } from '../src/diagnostics.ts';
 import { Discovery } from '../src/discovery.ts';
 import type { DiscoveryOptions } from '../src/options.ts';
 import type { Balancer, Instance } from '../src/types.ts';
-import { Bind9 } from './support/bind9.ts';
+import { Bind9 } from './fixtures/bind9.ts';
 
 let bind: Bind9;
 const open: Discovery[] = [];

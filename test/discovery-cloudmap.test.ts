@@ -3,10 +3,10 @@ import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 import { DiscoveryAgent } from '../src/agent/index.ts';
 import { Discovery } from '../src/discovery.ts';
 import type { DiscoveryOptions } from '../src/options.ts';
-import { Bind9 } from './support/bind9.ts';
-import { FakeCloudMap, TEST_CREDENTIALS, TEST_REGION } from './support/fake-cloudmap.ts';
+import { Bind9 } from './fixtures/bind9.ts';
+import { FakeCloudMap, TEST_CREDENTIALS, TEST_REGION } from './fixtures/cloud-map.ts';
 import { FakeClock } from './support/fake-clock.ts';
-import { Fleet } from './support/servers.ts';
+import { Fleet } from './fixtures/fleet.ts';
 
 process.env.AWS_EC2_METADATA_DISABLED = 'true';
 
@@ -181,4 +181,43 @@ test.each([
   expect(() => new Discovery(options as DiscoveryOptions)).toThrow(
     expect.objectContaining({ code: 'SIGNPOST_ERR_INVALID_ARG', message: expect.stringContaining(name) }),
   );
+});
+
+test('one weight attribute: balancer.weightAttribute names the Cloud Map attribute instance weights are read from', async () => {
+  fake.register('myapp.local', 'sized', { id: 's-big', attributes: { AWS_INSTANCE_IPV4: '127.0.0.21', capacity: '3' } });
+  fake.register('myapp.local', 'sized', { id: 's-small', attributes: { AWS_INSTANCE_IPV4: '127.0.0.22', capacity: '1' } });
+  const d = discovery({ balancer: { policy: 'weighted', weightAttribute: 'capacity' } });
+  try {
+    const instances = await d.resolve('sized.myapp.local');
+    expect(instances.map((i) => [i.id, i.weight, i.attributes.capacity])).toEqual([
+      ['s-big', 3, undefined],
+      ['s-small', 1, undefined],
+    ]);
+    let big = 0;
+    for (let i = 0; i < 4000; i++) if (d.pickSync('sized.myapp.local')?.id === 's-big') big++;
+    expect(big / 4000).toBeGreaterThan(0.7);
+    expect(big / 4000).toBeLessThan(0.8);
+  } finally {
+    await d.close();
+  }
+  // The same setting twice must agree.
+  expect(() => discovery({ balancer: { policy: 'weighted', weightAttribute: 'capacity' }, cloudMap: { weightAttribute: 'w' } })).toThrow(
+    expect.objectContaining({ code: 'SIGNPOST_ERR_INVALID_ARG', message: expect.stringMatching(/balancer\.weightAttribute.*cloudMap\.weightAttribute/) }),
+  );
+  expect(() => discovery({ balancer: { policy: 'weighted', weightAttribute: 'w' }, cloudMap: { weightAttribute: 'w', region: TEST_REGION } }).close()).not.toThrow();
+});
+
+test('a Cloud Map service without instances says what to check for Cloud Map, with the filters that apply', async () => {
+  fake.createService('myapp.local', 'idle', { healthCheck: 'custom' });
+  const d = discovery({ namespaces: { 'myapp.local': { via: 'cloudmap', healthStatus: 'HEALTHY', queryParameters: { stage: 'blue' } } } });
+  try {
+    const error = await d.resolve('idle.myapp.local').catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'SIGNPOST_ERR_NO_INSTANCES', hostname: 'idle.myapp.local' });
+    expect((error as Error).message).toMatch(
+      /Cloud Map service "idle" in namespace "myapp\.local" has no instances matching healthStatus HEALTHY .* and queryParameters \{"stage":"blue"\}: are its tasks running and registered/,
+    );
+    expect((error as Error).message).not.toMatch(/NXDOMAIN|DNS|SRV/);
+  } finally {
+    await d.close();
+  }
 });

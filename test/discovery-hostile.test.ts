@@ -14,8 +14,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { DiscoveryAgent } from '../src/agent/index.ts';
 import { Discovery } from '../src/discovery.ts';
 import type { DiscoveryOptions } from '../src/options.ts';
-import { Bind9 } from './support/bind9.ts';
-import { FakeCloudMap, TEST_CREDENTIALS, TEST_REGION } from './support/fake-cloudmap.ts';
+import { Bind9 } from './fixtures/bind9.ts';
+import { FakeCloudMap, TEST_CREDENTIALS, TEST_REGION } from './fixtures/cloud-map.ts';
 import { FaultDns, reply } from './support/fault-dns.ts';
 
 const BURST = 600;

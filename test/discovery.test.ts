@@ -2,7 +2,8 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { Discovery } from '../src/discovery.ts';
 import type { DiscoveryOptions } from '../src/options.ts';
-import { Bind9 } from './support/bind9.ts';
+import { Bind9 } from './fixtures/bind9.ts';
+import { FakeClock } from './support/fake-clock.ts';
 
 let bind: Bind9;
 const open: Discovery[] = [];
@@ -21,7 +22,8 @@ beforeAll(async () => {
         'paused 1 IN A 127.0.0.7',
         'cold 1 IN A 127.0.0.10',
         'live 3 IN A 127.0.0.2',
-        'v6 1 IN AAAA fd00::1',
+        'v6 1 IN AAAA ::1',
+        'srvonly 1 IN SRV 0 1 8080 api.test.local.',
       ].join('\n'),
     },
     brokenZones: ['broken.local'],
@@ -45,13 +47,30 @@ function discovery(options: DiscoveryOptions = {}): Discovery {
 const addresses = (instances: Array<{ address: string }>) => instances.map((i) => i.address).sort();
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * Settles after the registry's next answer (or failure) for `name`: with the fake clock, time
+ * jumps to the refresh at once, and the query it sends to bind9 is real.
+ */
+function nextQuery(d: Discovery, name: string): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (event: { name: string }): void => {
+      if (event.name !== name) return;
+      offAnswer();
+      offError();
+      resolve();
+    };
+    const offAnswer = d.onResolve(done);
+    const offError = d.onError(done);
+  });
+}
+
 describe('Discovery over bind9', () => {
   test('A and AAAA records become instances with the configured port', async () => {
     const d = discovery({ services: { 'api.test.local': { via: 'dns', port: 8080 } } });
     const instances = await d.resolve('api.test.local');
     expect(addresses(instances)).toEqual(['127.0.0.2', '127.0.0.3']);
     expect(instances.every((i) => i.port === 8080 && i.weight === 1 && i.priority === 0)).toBe(true);
-    expect(addresses(await d.resolve('v6.test.local'))).toEqual(['fd00::1']);
+    expect(addresses(await d.resolve('v6.test.local'))).toEqual(['::1']);
   });
 
   test('pickSync is undefined until resolved, then balances without I/O', async () => {
@@ -81,19 +100,26 @@ describe('Discovery over bind9', () => {
   });
 
   test('a record added or removed shows once the TTL has run out, not before', async () => {
-    // TTL 3 s; a name in use is refreshed 1 s after its DNS TTL runs out (+ up to 300 ms jitter).
-    const d = discovery();
+    // TTL 3 s; a name in use is refreshed 1 s after its DNS TTL runs out (the fake clock draws no jitter).
+    const clock = new FakeClock();
+    const d = discovery({ clock });
     expect(addresses(await d.resolve('live.test.local'))).toEqual(['127.0.0.2']);
     await bind.update(['update add live.test.local 3 A 127.0.0.5']);
-    await sleep(1500);
+    await clock.run(3999);
     expect(addresses(await d.resolve('live.test.local'))).toEqual(['127.0.0.2']);
-    await sleep(3500); // t = 5 s: refreshed at 4 to 4.3 s
+    expect(d.stats().queries).toBe(1);
+    let answered = nextQuery(d, 'live.test.local');
+    await clock.run(1); // t = 4 s: the refresh
+    await answered;
     expect(addresses(await d.resolve('live.test.local'))).toEqual(['127.0.0.2', '127.0.0.5']);
     await bind.update(['update delete live.test.local A 127.0.0.2']);
-    await sleep(2000); // t = 7 s: the next refresh is at 8 to 8.6 s
+    await clock.run(3999); // the next refresh is at 8 s
     expect(addresses(await d.resolve('live.test.local'))).toEqual(['127.0.0.2', '127.0.0.5']);
-    await sleep(2500); // t = 9.5 s
+    answered = nextQuery(d, 'live.test.local');
+    await clock.run(1);
+    await answered;
     expect(addresses(await d.resolve('live.test.local'))).toEqual(['127.0.0.5']);
+    expect(d.stats().queries).toBe(3);
   });
 
   test('NXDOMAIN is SIGNPOST_ERR_NOT_FOUND and is cached for negativeTtl', async () => {
@@ -120,30 +146,37 @@ describe('Discovery over bind9', () => {
   });
 
   test('with the server stopped, stale answers are served within staleTtl, then SIGNPOST_ERR_RESOLVE', async () => {
-    const d = discovery({ cache: { staleTtl: 1500 } });
+    const clock = new FakeClock();
+    const d = discovery({ clock, cache: { staleTtl: 1500 } });
     expect(addresses(await d.resolve('stale.test.local'))).toEqual(['127.0.0.6']);
     await bind.stop();
     try {
-      await sleep(1300); // past the 1 s TTL; the refresh (at 2 s) fails and the answer is stale until 3.5 s
+      // Past the 1 s TTL, the refresh at 2 s fails: the answer is served stale until 3.5 s.
+      const failed = nextQuery(d, 'stale.test.local');
+      await clock.run(2000);
+      await failed;
       expect(addresses(await d.resolve('stale.test.local'))).toEqual(['127.0.0.6']);
       expect(d.pickSync('stale.test.local')?.address).toBe('127.0.0.6');
-      await sleep(3000); // past the refresh + staleTtl
+      await clock.run(1500); // past staleTtl (the retry meanwhile fails too)
       await expect(d.resolve('stale.test.local')).rejects.toMatchObject({ code: 'SIGNPOST_ERR_RESOLVE' });
       expect(d.pickSync('stale.test.local')).toBeUndefined();
     } finally {
       await bind.restart();
     }
     // The failure is remembered for a jittered backoff (at most 1.25 s): then the name resolves.
-    await sleep(1300);
+    await clock.run(1300);
     expect(addresses(await d.resolve('stale.test.local'))).toEqual(['127.0.0.6']);
   });
 
   test('with the server silent (timeouts), stale answers are served the same way', async () => {
-    const d = discovery({ cache: { staleTtl: 60_000 } });
+    const clock = new FakeClock();
+    const d = discovery({ clock, cache: { staleTtl: 60_000 } });
     await d.resolve('paused.test.local');
     await bind.pause();
     try {
-      await sleep(1300);
+      const failed = nextQuery(d, 'paused.test.local');
+      await clock.run(2000); // the refresh times out: the answer is served stale
+      await failed;
       expect(addresses(await d.resolve('paused.test.local'))).toEqual(['127.0.0.7']);
       await expect(d.resolve('never-seen.test.local')).rejects.toMatchObject({ code: 'SIGNPOST_ERR_RESOLVE' });
     } finally {
@@ -175,10 +208,16 @@ describe('aliases', () => {
   });
 
   test('fallback: the old name while the new one has no instances, the new one once it has', async () => {
-    const d = discovery({ aliases: { 'fb.test.local': { to: 'newsvc.test.local', mode: 'fallback' } } });
+    const clock = new FakeClock();
+    const d = discovery({ clock, aliases: { 'fb.test.local': { to: 'newsvc.test.local', mode: 'fallback' } } });
     expect(addresses(await d.resolve('fb.test.local'))).toEqual(['127.0.0.8']);
     await bind.update(['update add newsvc.test.local 1 A 127.0.0.11']);
-    await sleep(5300); // the negative answer for newsvc is kept for negativeTtl (5 s)
+    await clock.run(4999); // the negative answer for newsvc is kept for negativeTtl (5 s)
+    expect(addresses(await d.resolve('fb.test.local'))).toEqual(['127.0.0.8']);
+    // Then newsvc is asked again, because the alias is in use, although fb still serves.
+    const answered = nextQuery(d, 'newsvc.test.local');
+    await clock.run(1);
+    await answered;
     expect(addresses(await d.resolve('fb.test.local'))).toEqual(['127.0.0.11']);
   });
 
@@ -305,3 +344,64 @@ describe('zones', () => {
     for (let i = 0; i < 100; i++) expect(d.pickSync('api.test.local')?.address).toBe('127.0.0.3');
   });
 });
+
+describe('hooks, health and error texts', () => {
+  test('onError and onResolve tell every answer and failure of the registry, once per query; a throwing listener is contained', async () => {
+    const clock = new FakeClock();
+    const d = discovery({ clock, cache: { negativeTtl: 60_000 } });
+    const answers: Array<[string, number]> = [];
+    const errors: Array<[string, string, number]> = [];
+    d.onResolve(({ name, instances }) => answers.push([name, instances.length]));
+    const off = d.onError(({ name, error, serving }) => errors.push([name, error.code, serving]));
+    d.onError(() => {
+      throw new Error('a listener of yours');
+    });
+    await Promise.all([d.resolve('api.test.local'), d.resolve('api.test.local')]);
+    await Promise.all([1, 2, 3].map(() => d.resolve('missing.test.local').catch(() => undefined)));
+    await d.resolve('x.broken.local').catch(() => undefined);
+    expect(answers).toEqual([['api.test.local', 2]]);
+    expect(errors).toEqual([
+      ['missing.test.local', 'SIGNPOST_ERR_NOT_FOUND', 0],
+      ['x.broken.local', 'SIGNPOST_ERR_RESOLVE', 0],
+    ]);
+    // The refresh of a name in use is an answer too, changed or not (onChange tells only changes).
+    const answered = nextQuery(d, 'api.test.local');
+    await clock.run(3000);
+    await answered;
+    expect(answers).toEqual([['api.test.local', 2], ['api.test.local', 2]]);
+    off();
+    await d.resolve('y.broken.local').catch(() => undefined);
+    expect(errors).toHaveLength(2);
+    expect(() => d.onError('not a function' as never)).toThrow(expect.objectContaining({ code: 'SIGNPOST_ERR_INVALID_ARG' }));
+    expect(() => d.onResolve(undefined as never)).toThrow(expect.objectContaining({ code: 'SIGNPOST_ERR_INVALID_ARG' }));
+  });
+
+  test('health is read-only: stats only, nothing a caller could report or close', async () => {
+    const d = discovery();
+    await d.resolve('api.test.local');
+    expect(d.health.stats()).toMatchObject({ ejected: 0, totalEjections: 0 });
+    expect(Object.keys(d.health)).toEqual(['stats']);
+    expect(Object.isFrozen(d.health)).toBe(true);
+    for (const method of ['onFailure', 'onSuccess', 'close', 'forget', 'setProber']) expect(method in d.health).toBe(false);
+  });
+
+  test('a DNS name without addresses, but with SRV records, says so; and the other way round', async () => {
+    const d = discovery({
+      cache: { negativeTtl: 60_000 },
+      services: { 'srvonly.test.local': { via: 'dns' }, 'api.test.local': { via: 'srv' }, 'empty.test.local': { via: 'srv' } },
+    });
+    const viaDns = await d.resolve('srvonly.test.local').catch((e: unknown) => e);
+    expect(viaDns).toMatchObject({ code: 'SIGNPOST_ERR_NO_INSTANCES' });
+    expect((viaDns as Error).message).toMatch(
+      /srvonly\.test\.local has no A\/AAAA records \(NODATA from 127\.0\.0\.1:\d+\), but it has SRV records \(api\.test\.local:8080\): find its instances with via: 'srv'/,
+    );
+    const viaSrv = await d.resolve('api.test.local').catch((e: unknown) => e);
+    expect((viaSrv as Error).message).toMatch(
+      /api\.test\.local has no SRV records \(NODATA from .*\), but api\.test\.local has A\/AAAA records \(127\.0\.0\.2, 127\.0\.0\.3\): find its instances with via: 'dns' and a port/,
+    );
+    const neither = await d.resolve('empty.test.local').catch((e: unknown) => e);
+    expect((neither as Error).message).toMatch(/no SRV records .* and empty\.test\.local has no A\/AAAA records either: does the service register SRV records/);
+    for (const error of [viaDns, viaSrv, neither]) expect((error as Error).message).not.toMatch(/Cloud Map namespace/);
+  });
+});
+

@@ -1,14 +1,16 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { afterEach, describe, expect, test } from 'vitest';
 import type { SignpostError } from '../src/errors.ts';
+import { Discovery } from '../src/discovery.ts';
 import {
   HealthTracker,
   instanceKey,
-  validateEjectionOptions,
+  parseEjectionOptions,
   type HealthEvent,
   type HealthMember,
   type InstanceHealth,
 } from '../src/health.ts';
+import type { EjectionOptions } from '../src/options.ts';
 import type { Instance } from '../src/types.ts';
 import { instance } from './balancers/helpers.ts';
 import { FakeClock } from './support/fake-clock.ts';
@@ -37,9 +39,9 @@ function groupOf(tracker: HealthTracker, onChange: (state: InstanceHealth, event
   };
 }
 
-function setup(options: ConstructorParameters<typeof HealthTracker>[0] = {}) {
+function setup(options: EjectionOptions | false = {}) {
   const clock = new FakeClock();
-  const tracker = new HealthTracker(options, clock);
+  const tracker = new HealthTracker(parseEjectionOptions(options), clock);
   const events: string[] = [];
   const group = groupOf(tracker, (state, event) => events.push(`${event} ${state.key}`));
   group.set([a, b, c, d]);
@@ -163,7 +165,7 @@ describe('HealthTracker', () => {
 
   test('the share applies to every service that has the instance', () => {
     const clock = new FakeClock();
-    const tracker = new HealthTracker({}, clock);
+    const tracker = new HealthTracker(parseEjectionOptions({}), clock);
     toClose.push(tracker);
     groupOf(tracker, () => {}).set([a, b, c, d]);
     groupOf(tracker, () => {}).set([a, b]);
@@ -310,10 +312,10 @@ describe('ejection options', () => {
     ['ejection.stallTimeout', { stallTimeout: '10s' }],
   ];
   test.each(bad)('%s: %j is rejected with SIGNPOST_ERR_INVALID_ARG', (_, value) => {
-    expect(() => validateEjectionOptions(value)).toThrow(expect.objectContaining({ code: 'SIGNPOST_ERR_INVALID_ARG' }) as Error);
+    expect(() => parseEjectionOptions(value)).toThrow(expect.objectContaining({ code: 'SIGNPOST_ERR_INVALID_ARG' }) as Error);
     let error: SignpostError | undefined;
     try {
-      new HealthTracker(value as never, new FakeClock());
+      new Discovery({ ejection: value as never });
     } catch (e) {
       error = e as SignpostError;
     }
@@ -322,10 +324,10 @@ describe('ejection options', () => {
   });
 
   test('accepts valid options, false and undefined', () => {
-    expect(() => validateEjectionOptions(undefined)).not.toThrow();
-    expect(() => validateEjectionOptions(false)).not.toThrow();
+    expect(() => parseEjectionOptions(undefined)).not.toThrow();
+    expect(() => parseEjectionOptions(false)).not.toThrow();
     expect(() =>
-      validateEjectionOptions({
+      parseEjectionOptions({
         consecutiveConnectFailures: 2,
         consecutiveFailures: 5,
         baseEjectionTime: 1000,
@@ -337,7 +339,7 @@ describe('ejection options', () => {
         stallTimeout: 0,
       }),
     ).not.toThrow();
-    expect(() => validateEjectionOptions({ failurePercentage: false, probe: false })).not.toThrow();
+    expect(() => parseEjectionOptions({ failurePercentage: false, probe: false })).not.toThrow();
   });
 });
 
@@ -411,8 +413,8 @@ describe('outlier detection beyond consecutive failures', () => {
     const state = tracker.state(a);
     tracker.onStall(state);
     expect(state).toMatchObject({ ejected: true, ejectedFor: 'stall' });
-    expect(new HealthTracker(false, new FakeClock()).stallTimeout).toBe(0);
-    expect(new HealthTracker({ stallTimeout: 0 }, new FakeClock()).stallTimeout).toBe(0);
+    expect(new HealthTracker(parseEjectionOptions(false), new FakeClock()).stallTimeout).toBe(0);
+    expect(new HealthTracker(parseEjectionOptions({ stallTimeout: 0 }), new FakeClock()).stallTimeout).toBe(0);
   });
 
   test('an instance ejected for connection failures is probed and returns as soon as a probe answers', async () => {

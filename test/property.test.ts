@@ -17,11 +17,11 @@ import type dnsPacket from 'dns-packet';
 import { setupServer } from 'msw/node';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { AddressPolicy, refusePort } from '../src/address-policy.ts';
-import { ResolutionCache, validateCacheOptions, type CacheEntry } from '../src/cache.ts';
+import { ResolutionCache, parseCacheOptions, type CacheEntry } from '../src/cache.ts';
 import { Discovery } from '../src/discovery.ts';
 import { NotFoundError, ResolveError, SignpostError } from '../src/errors.ts';
 import type { Instance, Resolution } from '../src/types.ts';
-import { FakeCloudMap, TEST_CREDENTIALS, TEST_REGION } from './support/fake-cloudmap.ts';
+import { FakeCloudMap, TEST_CREDENTIALS, TEST_REGION } from './fixtures/cloud-map.ts';
 import { FakeClock, flush } from './support/fake-clock.ts';
 import { FaultDns, reply } from './support/fault-dns.ts';
 
@@ -296,7 +296,7 @@ describe('generated resolutions, timings and callers through the cache', () => {
     await fc.assert(
       fc.asyncProperty(fc.array(step, { maxLength: 60 }), fc.integer({ min: 1, max: 6 }), async (steps, maxNames) => {
         const clock = new FakeClock();
-        const cache = new ResolutionCache(validateCacheOptions({ maxNames, staleTtl: 60_000 }), clock, { onChange() {}, onEvict() {} });
+        const cache = new ResolutionCache(parseCacheOptions({ maxNames, staleTtl: 60_000 }), clock, { onChange() {}, onEvict() {} });
         let next: Step & { op: 'answer' } = { op: 'answer', kind: 'ok', addresses: ['10.0.0.1'], ttl: 5 };
         const resolver = {
           resolve(name: string): Promise<Resolution> {

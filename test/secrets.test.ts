@@ -11,11 +11,11 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { inspect } from 'node:util';
 import { setupServer } from 'msw/node';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { ResolutionCache, validateCacheOptions } from '../src/cache.ts';
+import { ResolutionCache, parseCacheOptions } from '../src/cache.ts';
 import { Discovery } from '../src/discovery.ts';
 import { ResolveError } from '../src/errors.ts';
 import { redactText } from '../src/redact.ts';
-import { FakeCloudMap, TEST_REGION } from './support/fake-cloudmap.ts';
+import { FakeCloudMap, TEST_REGION } from './fixtures/cloud-map.ts';
 import { FakeClock } from './support/fake-clock.ts';
 
 const SECRET = 'wJalrXUtnFEMI-K7MDENG-SECRET-0a1b2c';
@@ -104,7 +104,7 @@ test('secrets planted in every source reach no error, cause, warning or diagnost
     }
 
     // A resolver error whose message has a URL with a query string and whose cause is foreign.
-    const cache = new ResolutionCache(validateCacheOptions({}), new FakeClock(), { onChange() {}, onEvict() {} });
+    const cache = new ResolutionCache(parseCacheOptions({}), new FakeClock(), { onChange() {}, onEvict() {} });
     const entry = cache.entry('direct.local', {
       resolve: () =>
         Promise.reject(

@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, test, vi } from 'vitest';
 import type { SignpostError } from '../src/errors.ts';
-import { createSubnetMatcher, resolveCallerZone, validateZoneOptions } from '../src/zone.ts';
+import { createSubnetMatcher, resolveCallerZone, parseZoneOptions } from '../src/zone.ts';
 
 let server: Server;
 let base: string;
@@ -141,7 +141,7 @@ describe('createSubnetMatcher', () => {
   });
 });
 
-describe('validateZoneOptions', () => {
+describe('parseZoneOptions', () => {
   test.each([
     ['zone', { zone: '' }],
     ['zone', { zone: 3 }],
@@ -151,7 +151,7 @@ describe('validateZoneOptions', () => {
   ])('rejects a bad %s with SIGNPOST_ERR_INVALID_ARG', (name, options) => {
     let error: SignpostError | undefined;
     try {
-      validateZoneOptions(options);
+      parseZoneOptions(options);
     } catch (e) {
       error = e as SignpostError;
     }
@@ -160,7 +160,7 @@ describe('validateZoneOptions', () => {
   });
 
   test('accepts names, auto and subnets', () => {
-    expect(() => validateZoneOptions({ zone: 'auto', subnets: { '10.0.0.0/8': 'a' } })).not.toThrow();
-    expect(() => validateZoneOptions({})).not.toThrow();
+    expect(() => parseZoneOptions({ zone: 'auto', subnets: { '10.0.0.0/8': 'a' } })).not.toThrow();
+    expect(() => parseZoneOptions({})).not.toThrow();
   });
 });

@@ -9,7 +9,7 @@
  */
 import type { EventEmitter } from 'node:events';
 import { Agent, Dispatcher, errors } from 'undici';
-import { Discovery, type InstancesChange } from '../discovery.ts';
+import { Discovery, discoveryHealth, type InstancesChange } from '../discovery.ts';
 import { InvalidArgumentError } from '../errors.ts';
 import { instanceKey } from '../instance.ts';
 import type { DiscoveryOptions } from '../options.ts';
@@ -18,12 +18,12 @@ import { dnsAroundSignpost, hostHeaderOf, isDnsInterceptor, isIpOrigin, rewritte
 import type { Endpoint } from './endpoint.ts';
 import { assertHandler, rejectDispatch } from './handler.ts';
 import { kClients, mockFor } from './mock.ts';
-import { isUndiciOption, poolOptions, UNDICI_OPTIONS, type PoolOptions } from './pool-options.ts';
+import { isUndiciOption, parsePoolOptions, UNDICI_OPTIONS, type PoolOptions } from './pool-options.ts';
 import { PoolEntry, Pools } from './pools.ts';
 import { getThrough, instanceProber } from './probe.ts';
 import { RequestRouter, type AgentStats } from './router.ts';
 import type { Send } from './request.ts';
-import { retryPolicy, type RetryOptions } from './retry-policy.ts';
+import { parseRetryOptions, type RetryOptions } from './retry-policy.ts';
 import type { Target } from './target.ts';
 
 export interface DiscoveryAgentOptions extends DiscoveryOptions, PoolOptions {
@@ -70,8 +70,8 @@ export class DiscoveryAgent extends Dispatcher {
       if (isUndiciOption(key)) undiciOptions[key] = value;
       else discoveryOptions[key] = value;
     }
-    const parsed = poolOptions(undiciOptions);
-    const policy = retryPolicy(retry);
+    const parsed = parsePoolOptions(undiciOptions);
+    const policy = parseRetryOptions(retry);
     if (discovery !== undefined) {
       if (!(discovery instanceof Discovery)) throw invalid('discovery', discovery, 'a Discovery');
       const extra = Object.keys(discoveryOptions);
@@ -110,7 +110,7 @@ export class DiscoveryAgent extends Dispatcher {
       });
     }
     this.#unsubscribe = this.#discovery.onChange((change) => this.#instancesChanged(change));
-    const unprobe = this.#discovery.health.setProber(
+    const unprobe = discoveryHealth(this.#discovery).setProber(
       instanceProber(new WeakRef(this.#router), (endpoint, opts) =>
         getThrough((o, h) => this.#pools.get(endpoint, endpoint.https ? endpoint.target.name : undefined, false).pool.dispatch(o, h))(endpoint, opts),
       ),

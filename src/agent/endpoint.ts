@@ -6,7 +6,7 @@ import type { FailureKind } from '../health.ts';
 import type { Instance } from '../types.ts';
 import type { Target } from './target.ts';
 
-/** The health tracker as the agent uses it: `discovery.health` (src/health.ts). */
+/** The health tracker as the agent uses it: `discoveryHealth(discovery)` (src/health.ts). */
 export interface HealthReporter {
   state(instance: Pick<Instance, 'address' | 'port'>): HealthState;
   onStart(state: HealthState): void;

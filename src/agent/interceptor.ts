@@ -9,14 +9,14 @@
  * `new Agent().compose(discoveryInterceptor({ discovery }), interceptors.retry(), interceptors.redirect())`.
  */
 import type { Dispatcher } from 'undici';
-import { Discovery } from '../discovery.ts';
+import { Discovery, discoveryHealth } from '../discovery.ts';
 import { InvalidArgumentError } from '../errors.ts';
 import { checkKeys, checkObject, invalid } from '../validate.ts';
 import { dnsAroundSignpost, hostHeaderOf, isIpOrigin, rewrittenOrigin } from './compose.ts';
 import { assertHandler, rejectDispatch } from './handler.ts';
 import { getThrough, instanceProber } from './probe.ts';
 import type { Send } from './request.ts';
-import { retryPolicy, type RetryOptions } from './retry-policy.ts';
+import { parseRetryOptions, type RetryOptions } from './retry-policy.ts';
 import { RequestRouter, type AgentStats } from './router.ts';
 
 export interface DiscoveryInterceptorOptions {
@@ -39,10 +39,10 @@ export function discoveryInterceptor(options: DiscoveryInterceptorOptions): Disc
   checkObject('options', raw);
   checkKeys('', raw, ['discovery', 'retry']);
   if (!(options.discovery instanceof Discovery)) throw invalid('discovery', options.discovery, 'a Discovery');
-  const router = new RequestRouter(options.discovery, retryPolicy(options.retry));
+  const router = new RequestRouter(options.discovery, parseRetryOptions(options.retry));
   // Ejected instances are probed through the dispatcher the interceptor was last composed into.
   let probeDispatch: Dispatcher.Dispatch | undefined;
-  const unprobe = options.discovery.health.setProber(
+  const unprobe = discoveryHealth(options.discovery).setProber(
     instanceProber(new WeakRef(router), (endpoint, opts) =>
       probeDispatch === undefined ? Promise.reject(new Error('not composed')) : getThrough(probeDispatch)(endpoint, opts),
     ),

@@ -131,7 +131,7 @@ export interface ParsedPoolOptions {
 }
 
 /** Validates the undici options; returns them as undici takes them. */
-export function poolOptions(options: Record<string, unknown>): ParsedPoolOptions {
+export function parsePoolOptions(options: Record<string, unknown>): ParsedPoolOptions {
   for (const [key, value] of Object.entries(options)) {
     if (value === undefined) continue;
     switch (key) {

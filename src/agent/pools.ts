@@ -6,33 +6,13 @@
  * instance leaves every name, so pools are bounded by the connections in use, whatever the mix of
  * names.
  */
-import { channel } from 'node:diagnostics_channel';
 import type { EventEmitter } from 'node:events';
 import { Client, Pool, type Dispatcher } from 'undici';
+import { channels, type PoolCloseMessage, type PoolCreateMessage } from '../diagnostics.ts';
 import type { Endpoint } from './endpoint.ts';
 import type { Target } from './target.ts';
 
-const poolCreateChannel = channel('signpost:pool:create');
-const poolCloseChannel = channel('signpost:pool:close');
-
-/** The message of `signpost:pool:create`. */
-export interface PoolCreateMessage {
-  /** The instance key (`address:port`). */
-  readonly key: string;
-  /** The origin the pool connects to (`https://10.0.1.5:8443`). */
-  readonly origin: string;
-  /** The TLS servername (the logical name), for https. */
-  readonly servername: string | undefined;
-}
-
-/** The message of `signpost:pool:close`. */
-export interface PoolCloseMessage extends PoolCreateMessage {
-  /**
-   * `removed`: the instance left every name's set and its pool drains; `idle`: its last
-   * connection closed; `close`: the agent closed.
-   */
-  readonly reason: 'removed' | 'idle' | 'close';
-}
+const { poolCreate: poolCreateChannel, poolClose: poolCloseChannel } = channels;
 
 /** What the agent emits for a pool's events: the logical origin, the targets, the instance. */
 export type PoolEventSink = (event: 'connect' | 'disconnect' | 'connectionError' | 'drain', origin: URL, targets: Dispatcher[], error: Error | undefined, key: string) => void;

@@ -9,15 +9,16 @@
  * request (undici's RetryHandler does the same), and that timer keeps the process alive: a request
  * waiting to be retried is never lost at exit.
  */
-import { channel } from 'node:diagnostics_channel';
 import type { Dispatcher } from 'undici';
+import { channels, type PickMessage, type RetryMessage } from '../diagnostics.ts';
 import type { Instance } from '../types.ts';
 import { Attempt } from './attempt.ts';
 import { bodyReplayable, needsTracking, trackIterable } from './body-replay.ts';
 import { ControllerProxy } from './controller.ts';
 import type { Endpoint } from './endpoint.ts';
 import { connectTimeoutError, withAttempts, type Attempt as AttemptRecord } from './request-errors.ts';
-import { classifyFailure, errorCode, provesNotSent } from './retry-policy.ts';
+import { errorCode } from '../errors.ts';
+import { classifyFailure, provesNotSent } from './retry-policy.ts';
 import type { RequestRouter } from './router.ts';
 import type { Target } from './target.ts';
 import { withHostHeader } from './headers.ts';
@@ -26,31 +27,7 @@ type Handler = Dispatcher.DispatchHandler;
 type Controller = Dispatcher.DispatchController;
 type DispatchOptions = Dispatcher.DispatchOptions;
 
-const pickChannel = channel('signpost:agent:pick');
-const retryChannel = channel('signpost:agent:retry');
-
-/** The message of `signpost:agent:pick`. */
-export interface PickMessage {
-  readonly name: string;
-  /** `address:port` the attempt goes to. */
-  readonly key: string;
-  readonly instance: Instance;
-  /** 1 for the first attempt. */
-  readonly attempt: number;
-}
-
-/** The message of `signpost:agent:retry`. */
-export interface RetryMessage {
-  readonly name: string;
-  readonly method: string;
-  /** The instance whose attempt failed. */
-  readonly key: string;
-  readonly error: Error;
-  /** The number of the attempt about to be made (2 for the first retry). */
-  readonly attempt: number;
-  /** How long the retry waits, in milliseconds (0 for the first: it goes to another instance at once). */
-  readonly delay: number;
-}
+const { agentPick: pickChannel, agentRetry: retryChannel } = channels;
 
 /** Sends one attempt: to the instance's pool (the agent) or down the chain (the interceptor). */
 export type Send = (endpoint: Endpoint, opts: DispatchOptions, handler: Handler, target: Target) => boolean;

@@ -3,6 +3,7 @@
  * which methods, how many retries, the backoff. The budget that caps retries as a share of
  * traffic is in retry-budget.ts.
  */
+import { errorCode } from '../errors.ts';
 import { checkDuration, checkInteger, checkKeys, checkNumber, checkObject, checkString, invalid } from '../validate.ts';
 
 export const DEFAULT_RETRIES = 2;
@@ -83,7 +84,7 @@ const RETRY_KEYS = ['retries', 'methods', 'minDelay', 'maxDelay', 'budget'] as c
 const BUDGET_KEYS = ['ratio', 'minRetries', 'window'] as const;
 
 /** Validates `retry` options (throws InvalidArgumentError) and applies the defaults. */
-export function retryPolicy(options: unknown): RetryPolicy {
+export function parseRetryOptions(options: unknown): RetryPolicy {
   if (options === undefined) options = {};
   checkObject('retry', options);
   checkKeys('retry', options, RETRY_KEYS);
@@ -157,11 +158,6 @@ export interface FailureClass {
   readonly kind: 'connect' | 'timeout' | 'reset' | undefined;
   /** Whether another attempt could help at all (a transport failure, not a bad request). */
   readonly transport: boolean;
-}
-
-export function errorCode(error: unknown): string | undefined {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' ? code : undefined;
 }
 
 const CONNECT: FailureClass = { kind: 'connect', transport: true };

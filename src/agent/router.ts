@@ -3,9 +3,9 @@
  * the endpoint of each picked instance, counters, the retry policy and budget, the requests in
  * flight, and the stall detector that ejects instances which take requests and answer none.
  */
-import { channel } from 'node:diagnostics_channel';
 import type { Dispatcher } from 'undici';
-import type { Discovery, InstancesChange } from '../discovery.ts';
+import { channels, type StallMessage } from '../diagnostics.ts';
+import { discoveryHealth, type Discovery, type InstancesChange } from '../discovery.ts';
 import { instanceKey } from '../instance.ts';
 import type { Instance } from '../types.ts';
 import { Counters, Endpoint, type HealthReporter, type HealthState, type Waiter } from './endpoint.ts';
@@ -18,17 +18,7 @@ import { parseTarget, type Target } from './target.ts';
 type Handler = Dispatcher.DispatchHandler;
 type DispatchOptions = Dispatcher.DispatchOptions;
 
-const stallChannel = channel('signpost:agent:stall');
-
-/** The message of `signpost:agent:stall`. */
-export interface StallMessage {
-  /** The instance (`address:port`) that held requests and answered none. */
-  readonly key: string;
-  /** Requests waiting on it for their response headers. */
-  readonly waiting: number;
-  /** How long it answered nothing, in milliseconds. */
-  readonly stalledFor: number;
-}
+const stallChannel = channels.agentStall;
 
 /** Counters of one instance, for `stats()`. */
 export interface InstanceStats {
@@ -128,7 +118,7 @@ export class RequestRouter {
   }
 
   get health(): HealthReporter | undefined {
-    return (this.discovery as { health?: HealthReporter }).health;
+    return discoveryHealth(this.discovery);
   }
 
   /** The target of an origin when discovery handles it; null to pass the request through. */

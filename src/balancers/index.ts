@@ -14,17 +14,17 @@ import { WeightedBalancer } from './weighted.ts';
 import { ZoneAffinityBalancer } from './zone-affinity.ts';
 
 export { LeastRequestBalancer, type Load } from './least-request.ts';
-export { OutlierBalancer, OutlierFilter, type PanicMessage } from './outlier.ts';
+export { OutlierBalancer, OutlierFilter } from './outlier.ts';
 export { lowestPriority } from './priority.ts';
 export { RoundRobinBalancer } from './round-robin.ts';
-export { WeightedBalancer, ZERO_WEIGHT_SHARE, type WeightedBalancerOptions } from './weighted.ts';
+export { WeightedBalancer, ZERO_WEIGHT_SHARE } from './weighted.ts';
 export { DEFAULT_MIN_LOCAL, ZoneAffinityBalancer, type ZoneAffinityOptions } from './zone-affinity.ts';
 
 export const BALANCER_NAMES: readonly BalancerName[] = ['round-robin', 'weighted', 'least-request'];
 
 export interface CreateBalancerOptions {
   /** @default 'round-robin' */
-  balancer?: BalancerName | BalancerConfig | BalancerFactory | undefined;
+  balancer?: BalancerName | BalancerFactory | undefined;
   /**
    * The caller's zone, shared by every balancer; when it becomes known (zone 'auto' resolves
    * after start), call `update` again with the same instances to apply it.
@@ -58,17 +58,11 @@ export function createBalancer(name: string, options: CreateBalancerOptions): Ba
   });
 }
 
-function policyFactory(
-  name: string,
-  balancer: BalancerName | BalancerConfig | BalancerFactory | undefined,
-  health: HealthTracker,
-): () => Balancer {
+function policyFactory(name: string, balancer: BalancerName | BalancerFactory | undefined, health: HealthTracker): () => Balancer {
   if (typeof balancer === 'function') return () => balancer(name);
-  const config: BalancerConfig = typeof balancer === 'object' ? balancer : { policy: balancer ?? 'round-robin' };
-  switch (config.policy) {
+  switch (balancer) {
     case 'weighted':
-      if (config.weightAttribute === undefined) return newWeighted;
-      return () => new WeightedBalancer({ weightAttribute: config.weightAttribute });
+      return newWeighted;
     case 'least-request':
       return () => new LeastRequestBalancer((instance) => health.state(instance));
     default:
@@ -76,8 +70,35 @@ function policyFactory(
   }
 }
 
-/** Throws InvalidArgumentError (SIGNPOST_ERR_INVALID_ARG) for a bad `balancer` or `zoneAffinity`. */
-export function validateBalancerOptions(options: { balancer?: unknown; zoneAffinity?: unknown }): void {
+/** The `balancer` and `zoneAffinity` options, checked, with their defaults. */
+export interface BalancerSettings {
+  /** A built-in policy, or the caller's factory. */
+  readonly policy: BalancerName | BalancerFactory;
+  /**
+   * `balancer.weightAttribute`, when given: the attribute Cloud Map instances' weights are read
+   * from (the same setting as `cloudMap.weightAttribute`).
+   */
+  readonly weightAttribute: string | undefined;
+  readonly zoneAffinity: { readonly minLocal?: number } | false;
+}
+
+/**
+ * Checks the `balancer` and `zoneAffinity` options and applies their defaults; throws
+ * InvalidArgumentError (SIGNPOST_ERR_INVALID_ARG) naming the bad value.
+ */
+export function parseBalancerOptions(options: { balancer?: unknown; zoneAffinity?: unknown }): BalancerSettings {
+  checkBalancerOptions(options);
+  const balancer = options.balancer as BalancerName | BalancerConfig | BalancerFactory | undefined;
+  const zoneAffinity = options.zoneAffinity as { minLocal?: number } | false | undefined;
+  const config = typeof balancer === 'object' ? balancer : undefined;
+  return Object.freeze({
+    policy: config?.policy ?? (balancer as BalancerName | BalancerFactory | undefined) ?? 'round-robin',
+    weightAttribute: config?.weightAttribute,
+    zoneAffinity: zoneAffinity === false ? false : Object.freeze({ ...zoneAffinity }),
+  });
+}
+
+function checkBalancerOptions(options: { balancer?: unknown; zoneAffinity?: unknown }): void {
   const { balancer, zoneAffinity } = options;
   if (balancer !== undefined && typeof balancer !== 'function') {
     if (typeof balancer === 'string') {

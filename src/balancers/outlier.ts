@@ -2,22 +2,12 @@
  * Outlier filtering: instances the health tracker ejected are left out of balancing, unless so
  * few remain that every instance is used (panic mode). A wrapper around any balancer.
  */
-import { channel } from 'node:diagnostics_channel';
 import type { HealthMember, HealthTracker } from '../health.ts';
+import { channels, type PanicMessage } from '../diagnostics.ts';
 import type { Balancer, Instance } from '../types.ts';
 import { allowed, anyNotExcluded, keysOf } from './exclude.ts';
 
-/** The message of `signpost:balancer:panic`, published when a set enters panic mode. */
-export interface PanicMessage {
-  /** The service name. */
-  readonly name: string;
-  /** Instances not ejected. */
-  readonly usable: number;
-  /** Instances in all. */
-  readonly total: number;
-}
-
-const panicChannel = channel('signpost:balancer:panic');
+const panicChannel = channels.balancerPanic;
 
 /**
  * The part of a balancer that leaves out ejected instances, as a base class so a service's

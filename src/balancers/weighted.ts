@@ -13,20 +13,7 @@ import { random } from './random.ts';
  */
 export const ZERO_WEIGHT_SHARE = 0.001;
 
-const MAX_ATTRIBUTE_WEIGHT = 1_000_000;
-const INTEGER = /^\d{1,7}$/;
-
-export interface WeightedBalancerOptions {
-  /**
-   * The attribute that holds each instance's weight, a non-negative integer; instances without
-   * a valid one keep {@link Instance.weight}.
-   * @default undefined: {@link Instance.weight}
-   */
-  weightAttribute?: string | undefined;
-}
-
 export class WeightedBalancer implements Balancer {
-  readonly #weightAttribute: string | undefined;
   #instances: readonly Instance[] = [];
   /** The instances' keys, for picks that exclude some: worked out on the first such pick (a retry), not per update. */
   #keys: readonly string[] | undefined;
@@ -36,14 +23,10 @@ export class WeightedBalancer implements Balancer {
   #keep = new Float64Array(0);
   #alias = new Int32Array(0);
 
-  constructor(options: WeightedBalancerOptions = {}) {
-    this.#weightAttribute = options.weightAttribute;
-  }
-
   update(instances: readonly Instance[]): void {
     const group = lowestPriority(instances);
     const n = group.length;
-    const weights = group.map((instance) => this.#weightOf(instance));
+    const weights = group.map(weightOf);
     let positive = 0;
     for (const weight of weights) positive += weight;
     // All zero: nothing to prefer, so every target is equally likely.
@@ -97,15 +80,9 @@ export class WeightedBalancer implements Balancer {
     }
     return last;
   }
+}
 
-  #weightOf(instance: Instance): number {
-    if (this.#weightAttribute !== undefined) {
-      const value = instance.attributes[this.#weightAttribute];
-      if (value !== undefined && INTEGER.test(value)) {
-        const weight = Number(value);
-        if (weight <= MAX_ATTRIBUTE_WEIGHT) return weight;
-      }
-    }
-    return Number.isFinite(instance.weight) && instance.weight > 0 ? instance.weight : 0;
-  }
+/** {@link Instance.weight} (read from the registry: SRV, `cloudMap.weightAttribute`, static); 0 when not positive. */
+function weightOf(instance: Instance): number {
+  return Number.isFinite(instance.weight) && instance.weight > 0 ? instance.weight : 0;
 }

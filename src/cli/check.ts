@@ -11,7 +11,7 @@ import { connect as netConnect, isIP, type Socket } from 'node:net';
 // fails when modules are linked, before assert-node can say which Node is needed.
 import * as tls from 'node:tls';
 import { Discovery } from '../discovery.ts';
-import { SignpostError } from '../errors.ts';
+import { errorCode, SignpostError } from '../errors.ts';
 import { instanceKey } from '../instance.ts';
 import type { DiscoveryOptions } from '../options.ts';
 import { normalizeName } from '../routing.ts';
@@ -310,7 +310,7 @@ async function checkInstance(probe: Probe, instance: Instance): Promise<Instance
     socket = await openTcp(connect, instance.address, port, timeout);
   } catch (error) {
     const ms = performance.now() - started;
-    const code = errorCode(error);
+    const code = failureCode(error);
     const tcp = { ok: false, ms, error: code };
     if (code === 'SIGNPOST_CHECK_TIMEOUT' || code === 'ETIMEDOUT') {
       return fail(tcp, undefined, 'connect-timeout',
@@ -344,7 +344,7 @@ async function checkInstance(probe: Probe, instance: Instance): Promise<Instance
     try {
       stream = await startTls(socket, name, probe.ca, timeout);
     } catch (error) {
-      const code = errorCode(error);
+      const code = failureCode(error);
       return fail(tcp, http(code), 'tls', tlsDiagnosis(code, error, name, where, port, timeout));
     }
   }
@@ -363,7 +363,7 @@ async function checkInstance(probe: Probe, instance: Instance): Promise<Instance
     }
     return { instance, port, scheme, tcp, http: http(undefined, status), ok: true };
   } catch (error) {
-    const code = errorCode(error);
+    const code = failureCode(error);
     if (code === 'SIGNPOST_CHECK_TIMEOUT') {
       return fail(tcp, http(code), 'http-timeout',
         `${where} accepted the connection but sent no HTTP response to ${request} within ${duration(timeout)}: the app is hung ` +
@@ -408,9 +408,9 @@ function tlsDiagnosis(code: string, error: unknown, name: string, where: string,
   return `the TLS handshake with ${where} failed: ${code}: ${oneLine(error)}`;
 }
 
-function errorCode(error: unknown): string {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' ? code : (error as Error | null)?.name ?? 'Error';
+/** The error's code, else its name: every failure gets a word for the matrix. */
+function failureCode(error: unknown): string {
+  return errorCode(error) ?? (error as Error | null)?.name ?? 'Error';
 }
 
 function openTcp(connect: ConnectFunction, host: string, port: number, timeout: number): Promise<Socket> {

@@ -3,7 +3,6 @@
  * sees them (through Discovery, its cache and onChange), re-asking the registry at least every
  * `--interval`.
  */
-import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { Discovery } from '../discovery.ts';
 import { SignpostError } from '../errors.ts';
 import { instanceKey } from '../instance.ts';
@@ -66,11 +65,9 @@ export async function runWatch(argv: readonly string[], io: CliIo): Promise<numb
   const maxChanges = parseInteger('changes', values.changes, 1, 1_000_000, usage);
   const maxPolls = parseInteger('polls', values.polls, 1, 1_000_000, usage);
   const json = values.json === true;
-  const { from, servers } = (() => {
-    const opened = openSource(source);
-    opened.close();
-    return opened;
-  })();
+  const opened = openSource(source);
+  await opened.close();
+  const { from, servers } = opened;
 
   const emit = (event: Record<string, unknown>, text: string): void => {
     if (json) io.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), name, ...event })}\n`);
@@ -109,17 +106,12 @@ export async function runWatch(argv: readonly string[], io: CliIo): Promise<numb
       serving > 0 ? `! ${message} (still serving the ${serving} instances known)` : `! ${message}`,
     );
   };
-  const onResolveError = (message: unknown): void => {
-    const m = message as { name?: string; error?: unknown; serving?: number };
-    if (m.name !== name) return;
-    problem(m.error, m.serving ?? 0);
+  // Every answer and every failure of the registry, as a client's Discovery sees them.
+  discovery.onError(({ error, serving }) => {
+    problem(error, serving);
     polled();
-  };
-  const onResolveDone = (message: unknown): void => {
-    if ((message as { name?: string }).name === name) polled();
-  };
-  subscribe('signpost:resolve:error', onResolveError);
-  subscribe('signpost:resolve:done', onResolveDone);
+  });
+  discovery.onResolve(() => polled());
 
   const show = (instances: readonly Instance[]): void => {
     emit(
@@ -181,8 +173,6 @@ export async function runWatch(argv: readonly string[], io: CliIo): Promise<numb
     else io.stdout.write(`${summary}\n`);
     return EXIT_OK;
   } finally {
-    unsubscribe('signpost:resolve:error', onResolveError);
-    unsubscribe('signpost:resolve:done', onResolveDone);
     await discovery.close();
   }
 }

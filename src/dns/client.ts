@@ -4,13 +4,14 @@
  * servers (`servers.ts`), CNAME chains followed with owner-name checks, and the system's
  * resolv.conf semantics when no servers are given (`resolv-conf.ts`).
  */
-import { channel } from 'node:diagnostics_channel';
 import { getServers } from 'node:dns';
 import { setMaxListeners } from 'node:events';
 import { isIP } from 'node:net';
 import type { Answer, OptAnswer, RecordType, SoaData } from 'dns-packet';
+import { channels } from '../diagnostics.ts';
 import { ClosedError, NotFoundError, ResolveError } from '../errors.ts';
 import type { DnsOptions } from '../options.ts';
+import { normalizeName } from '../routing.ts';
 import { checkDuration, checkHostname, checkInteger, checkKeys, checkObject, checkString, invalid } from '../validate.ts';
 import { MAX_NDOTS, RESOLV_CONF_PATH, readResolvConf } from './resolv-conf.ts';
 import { ServerSet } from './servers.ts';
@@ -20,7 +21,6 @@ import {
   EDE_STALE_NXDOMAIN,
   exchange,
   ExchangeError,
-  normalizeName,
   type WireQuestion,
   type WireResponse,
 } from './wire.ts';
@@ -110,8 +110,20 @@ function server(address: string, port: string | undefined, family: 4 | 6, label:
 
 const DNS_OPTION_KEYS = ['servers', 'timeout', 'tries', 'search', 'ndots', 'rotate', 'randomizeCase', 'resolvConf'];
 
-/** Checks {@link DnsOptions}; throws InvalidArgumentError naming `path.<option>`. */
-export function validateDnsOptions(options: unknown, path = 'dns'): asserts options is DnsOptions {
+/**
+ * Checks {@link DnsOptions} (throws InvalidArgumentError naming `path.<option>`) and returns a
+ * frozen copy. The defaults that depend on resolv.conf are applied by {@link dnsSettings}, when
+ * DNS is first used.
+ */
+export function parseDnsOptions(options: unknown, path = 'dns'): DnsOptions {
+  checkDnsOptions(options, path);
+  const copy: DnsOptions = { ...options };
+  if (options.servers !== undefined) copy.servers = [...options.servers];
+  if (options.search !== undefined) copy.search = [...options.search];
+  return Object.freeze(copy);
+}
+
+function checkDnsOptions(options: unknown, path: string): asserts options is DnsOptions {
   checkObject(path, options);
   checkKeys(path, options, DNS_OPTION_KEYS);
   const { servers, timeout, tries, search, ndots, rotate, randomizeCase, resolvConf } = options;
@@ -150,17 +162,19 @@ export interface DnsSettings {
   readonly search: readonly string[];
   readonly ndots: number;
   readonly noTldQuery: boolean;
-  /** Where the servers and the search list come from, for messages. */
+  /** Where the servers come from, for messages. */
   readonly source: string;
+  /** Where the search list and ndots come from, for messages. */
+  readonly searchSource: string;
 }
 
 /**
- * The settings in force for `options` (validated first). Without `dns.servers`, the servers,
- * search list, ndots, timeout, attempts and rotate come from resolv.conf, and the options given
- * override them; with `dns.servers`, the system's file is not read at all.
+ * The settings in force for `options` (checked by {@link parseDnsOptions}). Without
+ * `dns.servers`, the servers, search list, ndots, timeout, attempts and rotate come from
+ * resolv.conf, and the options given override them; with `dns.servers`, the system's file is not
+ * read at all.
  */
 export function dnsSettings(options: DnsOptions = {}): DnsSettings {
-  validateDnsOptions(options);
   const base = {
     timeout: options.timeout ?? DEFAULT_DNS_TIMEOUT_MS,
     tries: options.tries ?? DEFAULT_DNS_TRIES,
@@ -175,6 +189,7 @@ export function dnsSettings(options: DnsOptions = {}): DnsSettings {
       ndots: options.ndots ?? 1,
       noTldQuery: false,
       source: 'dns.servers',
+      searchSource: options.search === undefined ? 'dns.servers (no search list without one)' : 'dns.search',
     };
   }
   const path = options.resolvConf ?? RESOLV_CONF_PATH;
@@ -194,14 +209,11 @@ export function dnsSettings(options: DnsOptions = {}): DnsSettings {
     ndots: options.ndots ?? system.ndots,
     noTldQuery: system.noTldQuery,
     source: system.source,
+    searchSource: options.search === undefined ? system.source : 'dns.search',
   };
 }
 
-/**
- * `{ name, type, server, reason }` for every packet the wire client did not accept (wrong ID,
- * wrong question, undecodable, from another port): a steady stream suggests spoofing attempts.
- */
-export const ignoredResponseChannel = channel('signpost:dns:ignored-response');
+const ignoredResponseChannel = channels.dnsIgnoredResponse;
 
 const FAMILY_TYPE = { 4: 'A', 6: 'AAAA' } as const;
 
@@ -224,8 +236,8 @@ export class DnsClient {
   #inflight = 0;
   readonly #waiting: Array<{ resolve: () => void }> = [];
 
-  constructor(options: DnsOptions = {}) {
-    this.settings = dnsSettings(options);
+  constructor(settings: DnsSettings) {
+    this.settings = settings;
     // Every query in flight listens on it; the listeners go when the query settles.
     setMaxListeners(0, this.#closing.signal);
     this.#pool = new ServerSet(this.settings.servers, { rotate: this.settings.rotate });
@@ -507,13 +519,20 @@ export class DnsClient {
     );
   }
 
-  /** A NotFoundError for `name`, worded the same for every record type. */
+  /**
+   * A NotFoundError for `name`, with what to check for the records asked: for SRV, where
+   * registries put them; for addresses, the name and its zone.
+   */
   notFound(name: string, type: string, end: string = name): NotFoundError {
     const chain = normalizeName(end) === normalizeName(name) ? '' : ` (CNAME target ${end})`;
+    const check =
+      type === 'SRV'
+        ? 'check the SRV name (Kubernetes and Consul publish SRV records under _<port>._<proto>.<name>, ' +
+          'a Cloud Map DNS namespace at the service name itself) and that the service registers SRV records'
+        : `check the name, and that the DNS zone serving it has ${type === 'A' || type === 'AAAA' ? 'address' : type} records ` +
+          'for it (or that the registry writing that zone registers it)';
     return new NotFoundError(
-      `DNS name ${name}${chain} does not exist (NXDOMAIN for ${type} from ${this.#serverList()}): ` +
-        'is the Cloud Map namespace / service registry configured, and is this the right name?' +
-        this.#shortNameHint(name),
+      `DNS name ${name}${chain} does not exist (NXDOMAIN for ${type} from ${this.serverList()}): ${check}.${this.#shortNameHint(name)}`,
       { hostname: name },
     );
   }
@@ -534,7 +553,8 @@ export class DnsClient {
     }
   }
 
-  #serverList(): string {
+  /** The servers asked, for messages: `127.0.0.1:53` or `10.0.0.2 (from /etc/resolv.conf)`. */
+  serverList(): string {
     const list = this.settings.servers.map((s) => s.label).join(', ');
     return this.settings.source === 'dns.servers' ? list : `${list} (from ${this.settings.source})`;
   }
@@ -573,7 +593,7 @@ export class DnsClient {
     const what = [...lines]
       .map(([text, count]) => (count === 1 ? text : text.includes(' ms') ? `${text} × ${count} tries` : `${text} (${count} tries)`))
       .join('; ');
-    const result = new ResolveError(`DNS query for ${where} from ${this.#serverList()} failed: ${what}: ${[...advice].join('; ')}.${this.#shortNameHint(name)}`, {
+    const result = new ResolveError(`DNS query for ${where} from ${this.serverList()} failed: ${what}: ${[...advice].join('; ')}.${this.#shortNameHint(name)}`, {
       hostname: name,
       cause: failures.at(-1),
     });

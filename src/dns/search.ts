@@ -9,10 +9,10 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { NotFoundError } from '../errors.ts';
-import type { DnsOptions } from '../options.ts';
+import { normalizeName } from '../routing.ts';
 import type { Resolution, ResolveContext, Resolver } from '../types.ts';
 import { isHostname } from '../validate.ts';
-import { dnsSettings, isRefused } from './client.ts';
+import { isRefused, type DnsSettings } from './client.ts';
 import { searchCandidates } from './resolv-conf.ts';
 
 export interface SearchSettings {
@@ -40,20 +40,18 @@ export function readHostsFile(path: string = HOSTS_PATH): Set<string> {
   for (const line of text.split('\n')) {
     const [address, ...aliases] = (line.split('#', 1)[0] ?? '').trim().split(/\s+/);
     if (address === undefined || address === '' || isIP(address) === 0) continue;
-    for (const alias of aliases) names.add(alias.toLowerCase().replace(/\.$/, ''));
+    for (const alias of aliases) names.add(normalizeName(alias));
   }
   return names;
 }
 
-/** The search settings in force for `options`: `dns.search`/`dns.ndots`, else resolv.conf's (without `dns.servers`). */
-export function searchSettings(options: DnsOptions = {}): SearchSettings {
-  const settings = dnsSettings(options);
-  const fromOptions = options.search !== undefined;
+/** The search settings in force: `dns.search`/`dns.ndots`, else resolv.conf's (without `dns.servers`). */
+export function searchSettings(settings: DnsSettings): SearchSettings {
   return {
     search: settings.search,
     ndots: settings.ndots,
     noTldQuery: settings.noTldQuery,
-    source: fromOptions ? 'dns.search' : settings.source,
+    source: settings.searchSource,
     hosts: settings.search.length === 0 ? new Set() : readHostsFile(),
   };
 }

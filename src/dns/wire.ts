@@ -11,6 +11,7 @@ import { getRandomValues, randomInt } from 'node:crypto';
 import { createSocket, type Socket, type SocketOptions } from 'node:dgram';
 import { connect } from 'node:net';
 import dnsPacket from 'dns-packet';
+import { normalizeName } from '../routing.ts';
 
 /** A server to query. */
 export interface DnsServer {
@@ -111,12 +112,6 @@ export interface ExchangeOptions {
   readonly edns: boolean;
   /** Told about every packet that was not accepted, and why (for diagnostics). */
   readonly onIgnored?: ((server: DnsServer, reason: string) => void) | undefined;
-}
-
-/** Lower-case, no trailing dot: the form names are compared in. */
-export function normalizeName(name: string): string {
-  const lower = name.toLowerCase();
-  return lower.length > 1 && lower.endsWith('.') ? lower.slice(0, -1) : lower;
 }
 
 /** The wire form of a question (name, type, class IN), case randomized if asked; undefined if not encodable. */

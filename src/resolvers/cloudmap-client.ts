@@ -8,7 +8,6 @@
  * file turns failures into SignpostErrors that name the service, the region and what to check,
  * and never carry a credential.
  */
-import { channel } from 'node:diagnostics_channel';
 import type {
   DiscoverInstancesRequest,
   DiscoverInstancesResponse,
@@ -16,6 +15,7 @@ import type {
 } from '@aws-sdk/client-servicediscovery';
 import type { FinalizeHandler, MetadataBearer } from '@smithy/types';
 import { systemClock, type Clock } from '../clock.ts';
+import { channels, type CloudMapCallEvent, type CloudMapOperation, type CloudMapRetryEvent, type CloudMapThrottledEvent } from '../diagnostics.ts';
 import { ClosedError, InvalidArgumentError, NotFoundError, ResolveError, type SignpostError } from '../errors.ts';
 import type { CloudMapHealthStatus, CloudMapOptions } from '../options.ts';
 import {
@@ -86,8 +86,56 @@ export function checkAccountId(path: string, value: unknown): asserts value is s
   if (typeof value !== 'string' || !ACCOUNT_ID.test(value)) throw invalid(path, value, 'a 12-digit AWS account id');
 }
 
-/** Checks `cloudMap` options; throws InvalidArgumentError (SIGNPOST_ERR_INVALID_ARG) naming the bad one. */
-export function validateCloudMapOptions(options: unknown, path = 'cloudMap'): asserts options is CloudMapOptions {
+/** The `cloudMap` option with its defaults applied: what {@link CloudMapClient} runs on. */
+export interface CloudMapSettings {
+  readonly healthStatus: CloudMapHealthStatus;
+  readonly pollInterval: number;
+  readonly fullRefreshInterval: number;
+  readonly healthRefreshInterval: number;
+  /** The custom attribute read as an instance's weight. */
+  readonly weightAttribute: string;
+  readonly ownerAccount: string | undefined;
+  /** The caller's own client, if given. */
+  readonly client: ServiceDiscoveryClient | undefined;
+  readonly region: string | undefined;
+  readonly endpoint: string | undefined;
+  readonly hostPrefix: boolean;
+  readonly credentials: CloudMapOptions['credentials'];
+  readonly retries: number;
+  readonly retryMode: 'standard' | 'adaptive';
+  readonly retryDelay: number;
+  readonly timeout: number;
+  readonly maxCallsPerSecond: number;
+}
+
+/**
+ * Checks `cloudMap` options and applies their defaults; throws InvalidArgumentError
+ * (SIGNPOST_ERR_INVALID_ARG) naming the bad one.
+ */
+export function parseCloudMapOptions(value: unknown, path = 'cloudMap'): CloudMapSettings {
+  checkCloudMapOptions(value, path);
+  const options = value;
+  return Object.freeze({
+    healthStatus: options.healthStatus ?? DEFAULT_CLOUD_MAP_HEALTH_STATUS,
+    pollInterval: options.pollInterval ?? DEFAULT_POLL_INTERVAL_MS,
+    fullRefreshInterval: options.fullRefreshInterval ?? DEFAULT_FULL_REFRESH_INTERVAL_MS,
+    healthRefreshInterval: options.healthRefreshInterval ?? DEFAULT_HEALTH_REFRESH_INTERVAL_MS,
+    weightAttribute: options.weightAttribute ?? DEFAULT_WEIGHT_ATTRIBUTE,
+    ownerAccount: options.ownerAccount,
+    client: options.client,
+    region: options.region,
+    endpoint: options.endpoint,
+    hostPrefix: options.hostPrefix ?? (options.endpoint !== undefined && isAwsApiHost(new URL(options.endpoint).hostname)),
+    credentials: options.credentials,
+    retries: options.retries ?? DEFAULT_CLOUD_MAP_RETRIES,
+    retryMode: options.retryMode ?? 'standard',
+    retryDelay: options.retryDelay ?? DEFAULT_RETRY_DELAY_MS,
+    timeout: options.timeout ?? DEFAULT_CLOUD_MAP_TIMEOUT_MS,
+    maxCallsPerSecond: options.maxCallsPerSecond ?? DEFAULT_MAX_CALLS_PER_SECOND,
+  });
+}
+
+function checkCloudMapOptions(options: unknown, path: string): asserts options is CloudMapOptions {
   checkObject(path, options);
   checkKeys(path, options, CLOUD_MAP_OPTION_KEYS);
   const o = options;
@@ -161,48 +209,9 @@ export interface DiscoverInstancesInput {
   optionalParameters?: Record<string, string> | undefined;
 }
 
-type Operation = 'DiscoverInstances' | 'DiscoverInstancesRevision';
+type Operation = CloudMapOperation;
 
-/** Published on `signpost:cloudmap:call` before every attempt of a call (after its budget wait). */
-export interface CloudMapCallEvent {
-  operation: Operation;
-  namespace: string;
-  service: string;
-  /** 1 for the first attempt. */
-  attempt: number;
-}
-
-/** Published on `signpost:cloudmap:retry` when the SDK retries a failed attempt (as the retry starts). */
-export interface CloudMapRetryEvent {
-  operation: Operation;
-  namespace: string;
-  service: string;
-  /** The failed attempt (1 for the first). */
-  attempt: number;
-  /** Attempts the SDK may still make after this retry's. */
-  retriesLeft: number;
-  /** How long the retry waited (the SDK's backoff, then the budget), in milliseconds. */
-  delay: number;
-  /** The AWS error name (`RequestLimitExceeded`) or network error code; never request details. */
-  error: string;
-  /** The HTTP status of the failed attempt, when there was a response. */
-  statusCode: number | undefined;
-}
-
-/** Published on `signpost:cloudmap:throttled` when throttling cuts this client's call rate. */
-export interface CloudMapThrottledEvent {
-  operation: Operation;
-  namespace: string;
-  service: string;
-  /** The calls per second this client now sends at most. */
-  rate: number;
-  /** The factor the poll interval is now stretched by. */
-  stretch: number;
-}
-
-const callChannel = channel('signpost:cloudmap:call');
-const retryChannel = channel('signpost:cloudmap:retry');
-const throttledChannel = channel('signpost:cloudmap:throttled');
+const { cloudMapCall: callChannel, cloudMapRetry: retryChannel, cloudMapThrottled: throttledChannel } = channels;
 
 type Sdk = typeof import('@aws-sdk/client-servicediscovery');
 type Retry = typeof import('@smithy/core/retry');
@@ -297,7 +306,8 @@ function permissionOf(operation: Operation): string {
   return `servicediscovery:${operation}`;
 }
 
-function where(target: CloudMapTarget): string {
+/** `Cloud Map service "orders" in namespace "myapp.local"`, for messages. */
+export function where(target: CloudMapTarget): string {
   const owner = target.ownerAccount === undefined ? '' : ` owned by account ${target.ownerAccount}`;
   return `Cloud Map service "${target.service}" in namespace "${target.namespace}"${owner}`;
 }
@@ -308,14 +318,7 @@ function where(target: CloudMapTarget): string {
  * long each answer is good for (the poll interval, jittered and stretched under throttling).
  */
 export class CloudMapClient {
-  readonly options: Readonly<{
-    healthStatus: CloudMapHealthStatus;
-    pollInterval: number;
-    fullRefreshInterval: number;
-    healthRefreshInterval: number;
-    weightAttribute: string;
-    ownerAccount: string | undefined;
-  }>;
+  readonly options: CloudMapSettings;
   readonly clock: Clock;
   readonly #given: ServiceDiscoveryClient | undefined;
   readonly #region: string | undefined;
@@ -337,28 +340,20 @@ export class CloudMapClient {
   #created: ServiceDiscoveryClient | undefined;
   #closed = false;
 
-  constructor(options: CloudMapOptions = {}, clock: Clock = systemClock, random: () => number = Math.random) {
-    validateCloudMapOptions(options);
+  constructor(settings: CloudMapSettings, clock: Clock = systemClock, random: () => number = Math.random) {
     this.clock = clock;
     this.#random = random;
-    this.options = Object.freeze({
-      healthStatus: options.healthStatus ?? DEFAULT_CLOUD_MAP_HEALTH_STATUS,
-      pollInterval: options.pollInterval ?? DEFAULT_POLL_INTERVAL_MS,
-      fullRefreshInterval: options.fullRefreshInterval ?? DEFAULT_FULL_REFRESH_INTERVAL_MS,
-      healthRefreshInterval: options.healthRefreshInterval ?? DEFAULT_HEALTH_REFRESH_INTERVAL_MS,
-      weightAttribute: options.weightAttribute ?? DEFAULT_WEIGHT_ATTRIBUTE,
-      ownerAccount: options.ownerAccount,
-    });
-    this.#given = options.client;
-    this.#region = options.region;
-    this.#endpoint = options.endpoint;
-    this.#hostPrefix = options.hostPrefix ?? (options.endpoint !== undefined && isAwsApiHost(new URL(options.endpoint).hostname));
-    this.#credentials = options.credentials;
-    this.#retries = options.retries ?? DEFAULT_CLOUD_MAP_RETRIES;
-    this.#retryMode = options.retryMode ?? 'standard';
-    this.#retryDelay = options.retryDelay ?? DEFAULT_RETRY_DELAY_MS;
-    this.#timeout = options.timeout ?? DEFAULT_CLOUD_MAP_TIMEOUT_MS;
-    this.#budget = new CallBudget(options.maxCallsPerSecond ?? DEFAULT_MAX_CALLS_PER_SECOND, clock);
+    this.options = settings;
+    this.#given = settings.client;
+    this.#region = settings.region;
+    this.#endpoint = settings.endpoint;
+    this.#hostPrefix = settings.hostPrefix;
+    this.#credentials = settings.credentials;
+    this.#retries = settings.retries;
+    this.#retryMode = settings.retryMode;
+    this.#retryDelay = settings.retryDelay;
+    this.#timeout = settings.timeout;
+    this.#budget = new CallBudget(settings.maxCallsPerSecond, clock);
   }
 
   /** The call budget's state: the rate this client may send at and how far polls are stretched. */

@@ -3,40 +3,24 @@
  * DiscoverInstancesRevision first when the cache hands back an earlier answer of a service
  * without health checks.
  */
-import { channel } from 'node:diagnostics_channel';
 import { isIP } from 'node:net';
 import type { HttpInstanceSummary } from '@aws-sdk/client-servicediscovery';
+import { channels, type CloudMapSkippedEvent } from '../diagnostics.ts';
 import { NotFoundError, ResolveError, SignpostError } from '../errors.ts';
-import type { CloudMapHealthStatus } from '../options.ts';
+import type { CloudMapServiceConfig } from '../options.ts';
+import { normalizeName } from '../routing.ts';
 import type { Instance, Resolution, ResolveContext, Resolver } from '../types.ts';
-import { checkHostname, checkKeys, checkObject, checkOneOf, checkPort, checkString, invalid } from '../validate.ts';
-import { checkAccountId, CLOUD_MAP_HEALTH_STATUSES, type CloudMapClient, type CloudMapTarget } from './cloudmap-client.ts';
+import { where, type CloudMapClient, type CloudMapTarget } from './cloudmap-client.ts';
 
-export {
-  CloudMapClient,
-  validateCloudMapOptions,
-  type CloudMapCallEvent,
-  type CloudMapRetryEvent,
-  type CloudMapThrottledEvent,
-} from './cloudmap-client.ts';
+export { CloudMapClient, parseCloudMapOptions, type CloudMapSettings } from './cloudmap-client.ts';
 
 /** What one Cloud Map resolver looks up; every field is optional (see {@link CloudMapResolver}). */
-export interface CloudMapResolverConfig {
-  /** The Cloud Map namespace's HttpName. @default the requested name without its first label */
-  namespace?: string;
-  /** The Cloud Map service name. @default the first label of the requested name */
-  service?: string;
-  /** @default the client's `healthStatus` (`CloudMapOptions.healthStatus`) */
-  healthStatus?: CloudMapHealthStatus;
-  /** Only instances whose custom attributes match all of these (`QueryParameters`). */
-  queryParameters?: Record<string, string>;
-  /** Prefer instances that match these; all if none do (`OptionalParameters`). */
-  optionalParameters?: Record<string, string>;
-  /** The account that owns a shared namespace (`OwnerAccount`). @default the client's `ownerAccount` */
-  ownerAccount?: string;
-  /** The port of instances registered without `AWS_INSTANCE_PORT`. @default none */
-  port?: number;
-}
+/**
+ * What one Cloud Map resolver looks up: the fields of a `via: 'cloudmap'` service, each optional
+ * (see {@link CloudMapResolver}). Without `namespace`, the requested name without its first label;
+ * without `service`, its first label; `healthStatus` and `ownerAccount` default to the client's.
+ */
+export type CloudMapResolverConfig = Partial<Omit<CloudMapServiceConfig, 'via'>>;
 
 /**
  * Looks up the addresses of a DNS name, for instances registered by name (`AWS_ALIAS_DNS_NAME`,
@@ -72,16 +56,7 @@ interface NameAnswer {
   readonly expiresAt: number;
 }
 
-/** Published on `signpost:cloudmap:instance-skipped` for an instance that cannot be used. */
-export interface CloudMapSkippedEvent {
-  hostname: string;
-  namespace: string;
-  service: string;
-  instanceId: string | undefined;
-  reason: string;
-}
-
-const skippedChannel = channel('signpost:cloudmap:instance-skipped');
+const skippedChannel = channels.cloudMapInstanceSkipped;
 
 /** Attributes Cloud Map (and ECS) define that become fields of the Instance. */
 const IPV4 = 'AWS_INSTANCE_IPV4';
@@ -93,38 +68,6 @@ const ZONE = 'AVAILABILITY_ZONE';
 const MAX_WEIGHT = 65_535;
 /** A DNS name whose lookup failed keeps its last addresses, asked again this soon (ms). */
 const NAME_RETRY_MS = 5000;
-
-const CONFIG_KEYS = ['namespace', 'service', 'healthStatus', 'queryParameters', 'optionalParameters', 'ownerAccount', 'port'] as const;
-
-function checkParameters(path: string, value: unknown): void {
-  checkObject(path, value);
-  for (const [key, item] of Object.entries(value)) {
-    if (key.length === 0 || typeof item !== 'string') throw invalid(`${path}.${key}`, item, 'a string');
-  }
-}
-
-/**
- * Checks a {@link CloudMapResolverConfig}; throws InvalidArgumentError (SIGNPOST_ERR_INVALID_ARG).
- * Keys other than the resolver's own (`via`, for example) are for the caller to check.
- */
-export function validateCloudMapResolverConfig(
-  config: unknown,
-  path = 'cloudMap',
-  extraKeys: readonly string[] = [],
-): asserts config is CloudMapResolverConfig {
-  checkObject(path, config);
-  checkKeys(path, config, [...CONFIG_KEYS, ...extraKeys]);
-  if (config.namespace !== undefined) checkHostname(`${path}.namespace`, config.namespace);
-  if (config.service !== undefined) {
-    checkString(`${path}.service`, config.service);
-    if (config.service.includes('.')) throw invalid(`${path}.service`, config.service, 'a Cloud Map service name without dots');
-  }
-  if (config.healthStatus !== undefined) checkOneOf(`${path}.healthStatus`, config.healthStatus, CLOUD_MAP_HEALTH_STATUSES);
-  if (config.queryParameters !== undefined) checkParameters(`${path}.queryParameters`, config.queryParameters);
-  if (config.optionalParameters !== undefined) checkParameters(`${path}.optionalParameters`, config.optionalParameters);
-  if (config.ownerAccount !== undefined) checkAccountId(`${path}.ownerAccount`, config.ownerAccount);
-  if (config.port !== undefined) checkPort(`${path}.port`, config.port);
-}
 
 function readState(resolution: Resolution | undefined): CloudMapState | undefined {
   const state = resolution?.state as Partial<CloudMapState> | undefined;
@@ -171,8 +114,8 @@ export class CloudMapResolver implements Resolver {
   readonly #config: CloudMapResolverConfig;
   readonly #lookup: AddressLookup | undefined;
 
+  /** `config` is checked where it is given (`services`, `namespaces`, the CLI's flags). */
   constructor(client: CloudMapClient, config: CloudMapResolverConfig = {}, lookup?: AddressLookup) {
-    validateCloudMapResolverConfig(config);
     this.#client = client;
     this.#config = { ...config };
     this.#lookup = lookup;
@@ -258,7 +201,7 @@ export class CloudMapResolver implements Resolver {
       else instances.push(found);
     }
     let ttl = this.#client.nextPoll(previous === undefined);
-    if (byName.length === 0) return { instances, ttl, state: next };
+    if (byName.length === 0) return this.#answer(target, summaries.length, { instances, ttl, state: next });
 
     const names = new Map<string, NameAnswer>();
     let failure: SignpostError | undefined;
@@ -304,7 +247,26 @@ export class CloudMapResolver implements Resolver {
         { hostname: target.hostname, cause: failure },
       );
     }
-    return { instances, ttl, state: { ...next, summaries, names } };
+    return this.#answer(target, summaries.length, { instances, ttl, state: { ...next, summaries, names } });
+  }
+
+  /** The resolution, with what to check when it holds no instance. */
+  #answer(target: CloudMapTarget, returned: number, resolution: Resolution): Resolution {
+    return resolution.instances.length > 0 ? resolution : { ...resolution, why: this.#whyEmpty(target, returned) };
+  }
+
+  /** What to check when Cloud Map answered a service with no usable instance (`returned`: how many it gave). */
+  #whyEmpty(target: CloudMapTarget, returned: number): string {
+    const healthStatus = this.#config.healthStatus ?? this.#client.options.healthStatus;
+    const filters = [
+      healthStatus === 'HEALTHY' ? 'healthStatus HEALTHY (instances failing their health checks are left out)' : undefined,
+      this.#config.queryParameters === undefined ? undefined : `queryParameters ${JSON.stringify(this.#config.queryParameters)}`,
+    ].filter((f) => f !== undefined);
+    return (
+      `${where(target)} has no instances${filters.length > 0 ? ` matching ${filters.join(' and ')}` : ''}` +
+      (returned > 0 ? ` signpost can use (none of the ${returned} it returned has a usable address: see signpost:cloudmap:instance-skipped)` : '') +
+      ': are its tasks running and registered (for ECS: the service\'s service registries), in this region and account?'
+    );
   }
 
   #target(name: string): CloudMapTarget {
@@ -348,7 +310,7 @@ export class CloudMapResolver implements Resolver {
         return this.#skip(summary, target, `${attributes[ALIAS] === undefined ? CNAME : ALIAS} ${JSON.stringify(dnsName)} is not a DNS name`);
       }
       if (this.#portOf(summary, target) === null) return undefined;
-      return bare.toLowerCase();
+      return normalizeName(bare);
     }
     return this.#skip(
       summary,

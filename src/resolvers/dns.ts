@@ -2,12 +2,10 @@
  * `via: 'dns'`: the instances of a name are its A and/or AAAA records, through the shared
  * {@link DnsClient}. Stateless; the cache owns caching.
  */
-import { DnsClient, type AddressLookup } from '../dns/client.ts';
-import { InvalidArgumentError } from '../errors.ts';
+import type { AddressLookup, DnsClient } from '../dns/client.ts';
 import { NO_ATTRIBUTES } from '../instance.ts';
 import type { AddressFamily } from '../options.ts';
 import type { Instance, Resolution, ResolveContext, Resolver } from '../types.ts';
-import { checkOneOf, checkPort } from '../validate.ts';
 
 export interface DnsResolverConfig {
   /** The port of every instance. @default none: the URL's port, else the scheme's */
@@ -27,10 +25,8 @@ export class DnsResolver implements Resolver {
   readonly #port: number | undefined;
   readonly #families: readonly (4 | 6)[];
 
+  /** `config` is checked where it is given (`services`, `namespaces`, the CLI's flags). */
   constructor(client: DnsClient, config: DnsResolverConfig = {}) {
-    if (!(client instanceof DnsClient)) throw new InvalidArgumentError('DnsResolver needs a DnsClient');
-    if (config.port !== undefined) checkPort('port', config.port);
-    if (config.family !== undefined) checkOneOf<AddressFamily>('family', config.family, [4, 6, 'any']);
     this.#client = client;
     this.#port = config.port;
     const family = config.family ?? 'any';
@@ -38,7 +34,33 @@ export class DnsResolver implements Resolver {
   }
 
   async resolve(name: string, context: ResolveContext): Promise<Resolution> {
-    return this.#resolution(await this.#client.lookup(name, this.#families, context.signal));
+    const resolution = this.#resolution(await this.#client.lookup(name, this.#families, context.signal));
+    if (resolution.instances.length > 0) return resolution;
+    return { ...resolution, why: await this.#whyEmpty(name, context.signal) };
+  }
+
+  /**
+   * A name without addresses: whether it has SRV records instead (the usual mistake is asking
+   * for the addresses of a name that publishes SRV records), asked once, for one try's time.
+   */
+  async #whyEmpty(name: string, signal: AbortSignal): Promise<string> {
+    const records = this.#families.length === 2 ? 'A/AAAA records' : this.#families[0] === 4 ? 'A records' : 'AAAA records';
+    const nodata = `${name} has no ${records} (NODATA from ${this.#client.serverList()})`;
+    let targets: string[] = [];
+    try {
+      const chain = await this.#client.follow(name, 'SRV', AbortSignal.any([signal, AbortSignal.timeout(this.#client.timeout)]));
+      targets = chain.records.map((r) => {
+        const data = r.data as { target?: unknown; port?: unknown };
+        return `${String(data.target)}:${String(data.port)}`;
+      });
+    } catch {
+      // A hint only: its failure says nothing more.
+    }
+    if (targets.length > 0) {
+      const list = listOf(targets.sort());
+      return `${nodata}, but it has SRV records (${list}): find its instances with via: 'srv' (signpost resolve --via srv)`;
+    }
+    return `${nodata}: the name exists, but no instance is registered under it. Are its tasks or pods running, registered and passing their health checks?`;
   }
 
   #resolution(found: AddressLookup): Resolution {
@@ -67,4 +89,10 @@ export class DnsResolver implements Resolver {
     }
     return resolution;
   }
+}
+
+/** "a, b, c, d, and 3 more": the first few of a list, for messages. */
+export function listOf(items: readonly string[], shown = 4): string {
+  const more = items.length > shown ? `, and ${items.length - shown} more` : '';
+  return items.slice(0, shown).join(', ') + more;
 }

@@ -6,14 +6,15 @@
  * (the server had space and gave none of that family: there is none); a full answer may have been
  * trimmed silently, so a family missing from it is asked for. Stateless; the cache owns caching.
  */
-import { channel } from 'node:diagnostics_channel';
 import { isIP } from 'node:net';
 import type { SrvData } from 'dns-packet';
-import { DnsClient, MAX_CNAME_HOPS, negativeTtl, type AddressLookup, type AddressRecord } from '../dns/client.ts';
-import { normalizeName, type WireResponse } from '../dns/wire.ts';
-import { InvalidArgumentError, NotFoundError, ResolveError, SignpostError } from '../errors.ts';
+import { channels } from '../diagnostics.ts';
+import { MAX_CNAME_HOPS, negativeTtl, type AddressLookup, type AddressRecord, type DnsClient } from '../dns/client.ts';
+import type { WireResponse } from '../dns/wire.ts';
+import { listOf } from './dns.ts';
+import { normalizeName } from '../routing.ts';
+import { NotFoundError, ResolveError, SignpostError } from '../errors.ts';
 import type { Instance, Resolution, ResolveContext, Resolver } from '../types.ts';
-import { checkHostname } from '../validate.ts';
 
 export { MAX_CNAME_HOPS };
 
@@ -26,11 +27,7 @@ export interface SrvResolverConfig {
   srv?: string | ((name: string) => string);
 }
 
-/**
- * `{ name, srv, target, port, reason, error? }` for each SRV target left out because it has no
- * address (or its lookup failed while others succeeded).
- */
-export const skippedTargetChannel = channel('signpost:dns:skipped-target');
+const skippedTargetChannel = channels.dnsSkippedTarget;
 
 interface SrvRecord {
   readonly target: string;
@@ -52,17 +49,10 @@ export class SrvResolver implements Resolver {
   readonly #client: DnsClient;
   readonly #srv: ((name: string) => string) | undefined;
 
+  /** `config` is checked where it is given (`services`, `namespaces`, the CLI's flags). */
   constructor(client: DnsClient, config: SrvResolverConfig = {}) {
-    if (!(client instanceof DnsClient)) throw new InvalidArgumentError('SrvResolver needs a DnsClient');
     const { srv } = config;
-    if (typeof srv === 'string') {
-      checkHostname('srv', srv);
-      this.#srv = () => srv;
-    } else if (typeof srv === 'function' || srv === undefined) {
-      this.#srv = srv;
-    } else {
-      throw new InvalidArgumentError('Invalid srv: expected an SRV name or a function from the service name to one');
-    }
+    this.#srv = typeof srv === 'string' ? () => srv : srv;
     this.#client = client;
   }
 
@@ -82,7 +72,14 @@ export class SrvResolver implements Resolver {
     }
     const flags = { fromCache: chain.fromCache, stale: chain.stale };
     if (records.length === 0) {
-      return { instances: [], ttl: chain.records.length > 0 ? chain.ttl : negativeTtl(response) };
+      return {
+        instances: [],
+        ttl: chain.records.length > 0 ? chain.ttl : negativeTtl(response),
+        why:
+          chain.records.length > 0
+            ? `${srvName} has only SRV records with target ".": the service says it is not available at this name (RFC 2782)`
+            : await this.#whyEmpty(name, srvName, context.signal),
+      };
     }
 
     const additional = addressesIn(response);
@@ -155,8 +152,14 @@ export class SrvResolver implements Resolver {
     }
     // Only when nothing could be found and something failed: serving stale beats serving nothing.
     if (instances.length === 0 && firstError) throw firstError;
+    const why =
+      instances.length === 0
+        ? `the SRV records of ${srvName} point at targets without addresses (${listOf([...new Set(records.map((r) => normalizeName(r.target)))])}): ` +
+          'check that each target has A/AAAA records (in the additional section or its zone)'
+        : undefined;
     instances.sort((a, b) => a.priority - b.priority || b.weight - a.weight || compare(a.id, b.id));
     const resolution: { -readonly [K in keyof Resolution]: Resolution[K] } = { instances, ttl, ...only({ fromCache, stale }) };
+    if (why !== undefined) resolution.why = why;
     if (!late) {
       const pending = [...lookups].filter(([, l]) => 'found' in l && l.found.late !== undefined);
       if (pending.length > 0) {
@@ -180,6 +183,31 @@ export class SrvResolver implements Resolver {
       }
     }
     return resolution;
+  }
+
+  /**
+   * An SRV name without records: whether the service name has addresses instead (the usual
+   * mistake is asking for SRV records of a name that has A records), asked once, for one try's time.
+   */
+  async #whyEmpty(name: string, srvName: string, signal: AbortSignal): Promise<string> {
+    const nodata = `${srvName} has no SRV records (NODATA from ${this.#client.serverList()})`;
+    let addresses: string[] = [];
+    try {
+      const found = await this.#client.lookup(name, FAMILIES, AbortSignal.any([signal, AbortSignal.timeout(this.#client.timeout)]));
+      addresses = [...new Set(found.records.map((r) => r.address))];
+    } catch {
+      // A hint only: its failure says nothing more.
+    }
+    if (addresses.length > 0) {
+      return (
+        `${nodata}, but ${name} has A/AAAA records (${listOf(addresses.sort())}): find its instances with via: 'dns' and a port ` +
+        `(signpost resolve --via dns --port N), or set srv to the name its SRV records are under (such as _http._tcp.${name})`
+      );
+    }
+    return (
+      `${nodata}, and ${name} has no A/AAAA records either: does the service register SRV records (a Cloud Map service ` +
+      `with DnsRecords of type SRV; a Kubernetes headless service's named port, under _<port>._tcp.${name}) and are its instances running?`
+    );
   }
 
   #srvName(name: string): string {

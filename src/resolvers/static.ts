@@ -6,6 +6,7 @@ import { isIP } from 'node:net';
 import { InvalidArgumentError } from '../errors.ts';
 import { instanceKey, NO_ATTRIBUTES } from '../instance.ts';
 import type { StaticInstance } from '../options.ts';
+import { normalizeName } from '../routing.ts';
 import type { Instance, Resolution, Resolver } from '../types.ts';
 import {
   checkAddress,
@@ -49,7 +50,7 @@ export class StaticResolver implements Resolver {
   }
 }
 
-export function validateStaticInstances(path: string, value: unknown): asserts value is StaticInstance[] {
+export function checkStaticInstances(path: string, value: unknown): asserts value is StaticInstance[] {
   if (!Array.isArray(value)) throw invalid(path, value, 'an array of { address, port }');
   value.forEach((item: unknown, i) => {
     const at = `${path}[${i}]`;
@@ -84,7 +85,7 @@ export function parseStaticOverride(text: string): Map<string, StaticInstance[]>
     if (part === '') continue;
     const eq = part.indexOf('=');
     if (eq <= 0) throw fail(part, 'no "name=" before the addresses');
-    const name = part.slice(0, eq).toLowerCase().replace(/\.$/, '');
+    const name = normalizeName(part.slice(0, eq));
     try {
       checkHostname('SIGNPOST_STATIC name', name);
     } catch {

@@ -21,7 +21,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DiscoveryAgent, discoveryInterceptor } from '../../src/agent/index.ts';
 import { Discovery } from '../../src/discovery.ts';
-import { TestCa } from '../support/servers.ts';
+import { TestCa } from '../fixtures/fleet.ts';
 
 const NAME = 'api.conformance.local';
 const ADDRESS = '127.0.0.2';

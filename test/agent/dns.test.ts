@@ -1,9 +1,11 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DiscoveryAgent, type PoolCloseMessage } from '../../src/agent/index.ts';
-import { Bind9 } from '../support/bind9.ts';
-import { Fleet } from '../support/servers.ts';
+import { DiscoveryAgent } from '../../src/agent/index.ts';
+import type { PoolCloseMessage } from '../../src/diagnostics.ts';
+import { Bind9 } from '../fixtures/bind9.ts';
+import { Fleet } from '../fixtures/fleet.ts';
+import { FakeClock } from '../support/fake-clock.ts';
 
 const NAME = 'api.test.local';
 const DRAIN = 'drain.test.local';
@@ -81,12 +83,16 @@ describe('DiscoveryAgent over DNS A records from bind9', () => {
   });
 
   it('with the DNS server down, a warm name keeps working on its stale answer and a cold one fails typed', async () => {
-    const agent = agentFor({ cache: { minTtl: 100, staleTtl: 60_000 } });
+    const clock = new FakeClock();
+    const agent = agentFor({ clock, cache: { minTtl: 100, staleTtl: 60_000 } });
     try {
       await (await request(`http://${DRAIN}/warm`, { dispatcher: agent })).body.text();
       await bind.stop();
       try {
-        await new Promise((resolve) => setTimeout(resolve, 1200)); // past drain's 1 s TTL: stale now
+        // Past drain's 1 s TTL, its refresh (1 s after) fails: the answer is served stale now.
+        const failed = new Promise<void>((resolve) => agent.discovery.onError(({ name }) => name === DRAIN && resolve()));
+        await clock.run(2000);
+        await failed;
         for (let i = 0; i < 20; i++) {
           const { statusCode, body } = await request(`http://${DRAIN}/stale`, { dispatcher: agent });
           await body.text();

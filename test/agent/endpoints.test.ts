@@ -1,9 +1,11 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DiscoveryAgent, type PoolCloseMessage, type PoolCreateMessage } from '../../src/agent/index.ts';
-import { Bind9 } from '../support/bind9.ts';
-import { Fleet } from '../support/servers.ts';
+import { DiscoveryAgent } from '../../src/agent/index.ts';
+import { discoveryHealth } from '../../src/discovery.ts';
+import type { PoolCloseMessage, PoolCreateMessage } from '../../src/diagnostics.ts';
+import { Bind9 } from '../fixtures/bind9.ts';
+import { Fleet } from '../fixtures/fleet.ts';
 
 const NAME = 'api.test.local';
 const BACK = 'back.test.local';
@@ -90,7 +92,7 @@ describe('DiscoveryAgent: what it keeps per instance and per origin', () => {
       await poll(() => leaving.count > gone);
       // A fresh pool, not the drained one.
       expect(created.filter((m) => m.key === key)).toHaveLength(2);
-      const state = agent.discovery.health.state({ address: leaving.address, port: leaving.port });
+      const state = discoveryHealth(agent.discovery).state({ address: leaving.address, port: leaving.port });
       const counted = state.requests;
       const sent = leaving.count;
       for (let i = 0; i < 9; i++) await (await request(`http://${BACK}/back`, { dispatcher: agent })).body.text();

@@ -4,8 +4,8 @@ import { DiscoveryAgent, type AttemptsInfo } from '../../src/agent/index.ts';
 import { Discovery } from '../../src/discovery.ts';
 import { discoveryInterceptor } from '../../src/agent/index.ts';
 import { RetryBudget } from '../../src/agent/retry-budget.ts';
-import { classifyFailure, provesNotSent, retryPolicy } from '../../src/agent/retry-policy.ts';
-import { Fleet } from '../support/servers.ts';
+import { classifyFailure, provesNotSent, parseRetryOptions } from '../../src/agent/retry-policy.ts';
+import { Fleet } from '../fixtures/fleet.ts';
 
 const NAME = 'api.test.local';
 const services = { [NAME]: { via: 'static' as const, instances: [{ address: '127.0.0.2', port: 1 }] } };
@@ -155,7 +155,7 @@ describe('DiscoveryAgent options', () => {
 
 describe('retry policy', () => {
   it('has the documented defaults', () => {
-    const policy = retryPolicy(undefined);
+    const policy = parseRetryOptions(undefined);
     expect(policy.retries).toBe(2);
     expect([...policy.methods]).toEqual(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
     expect(policy.budget).toEqual({ ratio: 0.2, minRetries: 10, window: 10_000 });

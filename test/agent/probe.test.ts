@@ -8,7 +8,7 @@ import { Agent, request } from 'undici';
 import { describe, expect, it } from 'vitest';
 import { DiscoveryAgent, discoveryInterceptor } from '../../src/agent/index.ts';
 import { Discovery } from '../../src/discovery.ts';
-import { Fleet, InstanceServer } from '../support/servers.ts';
+import { Fleet, InstanceServer } from '../fixtures/fleet.ts';
 
 const NAME = 'probe.test.local';
 

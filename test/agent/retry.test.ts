@@ -6,7 +6,7 @@ import { DiscoveryAgent, type AttemptsInfo } from '../../src/agent/index.ts';
 
 /** A request error as signpost delivers it: undici's own, with the attempts. */
 type RequestError = Error & { code?: string } & AttemptsInfo;
-import { Fleet } from '../support/servers.ts';
+import { Fleet } from '../fixtures/fleet.ts';
 
 const NAME = 'api.test.local';
 

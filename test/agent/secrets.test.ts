@@ -9,7 +9,7 @@ import { inspect } from 'node:util';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DiscoveryAgent } from '../../src/agent/index.ts';
-import { Fleet } from '../support/servers.ts';
+import { Fleet } from '../fixtures/fleet.ts';
 
 const NAME = 'secrets.test.local';
 const SECRET = 'S3cr3tT0k3n';

@@ -1,7 +1,7 @@
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DiscoveryAgent, type AttemptsInfo } from '../../src/agent/index.ts';
-import { Fleet, TestCa } from '../support/servers.ts';
+import { Fleet, TestCa } from '../fixtures/fleet.ts';
 
 const NAME = 'secure.test.local';
 

@@ -8,7 +8,7 @@ import { createBalancer } from '../../src/balancers/index.ts';
 import { LeastRequestBalancer } from '../../src/balancers/least-request.ts';
 import { RoundRobinBalancer } from '../../src/balancers/round-robin.ts';
 import { WeightedBalancer } from '../../src/balancers/weighted.ts';
-import { HealthTracker } from '../../src/health.ts';
+import { HealthTracker, parseEjectionOptions } from '../../src/health.ts';
 import { instanceKey } from '../../src/instance.ts';
 import type { Balancer, Instance } from '../../src/types.ts';
 import { FakeClock } from '../support/fake-clock.ts';
@@ -50,7 +50,7 @@ describe.each(policies)('%s', (_, make) => {
 
 function tracker() {
   const clock = new FakeClock();
-  return new HealthTracker({ maxEjectedPercent: 100, panicThreshold: 0 }, clock);
+  return new HealthTracker(parseEjectionOptions({ maxEjectedPercent: 100, panicThreshold: 0 }), clock);
 }
 
 function eject(health: HealthTracker, target: Instance): void {

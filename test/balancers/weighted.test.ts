@@ -45,19 +45,6 @@ describe('WeightedBalancer', () => {
     expect(Math.abs(share(count(balancer, N), '10.0.0.1', N) - 0.5)).toBeLessThan(0.02);
   });
 
-  test('reads weights from the named attribute, falling back to Instance.weight', () => {
-    const balancer = new WeightedBalancer({ weightAttribute: 'capacity' });
-    balancer.update([
-      instance('10.0.0.1', { attributes: { capacity: '4' } }),
-      instance('10.0.0.2', { attributes: { capacity: 'big' }, weight: 1 }),
-      instance('10.0.0.3', { weight: 3 }),
-    ]);
-    const counts = count(balancer, N);
-    expect(Math.abs(share(counts, '10.0.0.1', N) - 0.5)).toBeLessThan(0.02);
-    expect(Math.abs(share(counts, '10.0.0.2', N) - 0.125)).toBeLessThan(0.02);
-    expect(Math.abs(share(counts, '10.0.0.3', N) - 0.375)).toBeLessThan(0.02);
-  });
-
   test('handles empty and single sets', () => {
     const balancer = new WeightedBalancer();
     expect(balancer.pick()).toBeUndefined();

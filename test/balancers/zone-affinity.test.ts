@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { RoundRobinBalancer } from '../../src/balancers/round-robin.ts';
 import { ZoneAffinityBalancer } from '../../src/balancers/zone-affinity.ts';
-import { HealthTracker } from '../../src/health.ts';
+import { HealthTracker, parseEjectionOptions } from '../../src/health.ts';
 import type { EjectionOptions } from '../../src/options.ts';
 import { FakeClock } from '../support/fake-clock.ts';
 import { count, instance, share } from './helpers.ts';
@@ -17,7 +17,7 @@ const six = [local1, local2, b1, b2, c1, c2];
 
 function setup(zone: string | undefined, options: { minLocal?: number; ejection?: EjectionOptions } = {}) {
   const clock = new FakeClock();
-  const health = new HealthTracker(options.ejection ?? {}, clock);
+  const health = new HealthTracker(parseEjectionOptions(options.ejection ?? {}), clock);
   const ref = { current: zone };
   const balancer = new ZoneAffinityBalancer({
     zone: ref,
@@ -158,7 +158,7 @@ describe('ZoneAffinityBalancer', () => {
 
   test('no policy balancer is made before the first instances, and one per zone preferred', () => {
     const made: string[] = [];
-    const health = new HealthTracker({}, new FakeClock());
+    const health = new HealthTracker(parseEjectionOptions({}), new FakeClock());
     const balancer = new ZoneAffinityBalancer({
       zone: { current: 'a' },
       create: () => {

@@ -14,9 +14,9 @@ import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { Bind9 } from '../support/bind9.ts';
-import { FakeCloudMap } from '../support/fake-cloudmap.ts';
-import { TestCa } from '../support/servers.ts';
+import { Bind9 } from '../fixtures/bind9.ts';
+import { FakeCloudMap } from '../fixtures/cloud-map.ts';
+import { TestCa } from '../fixtures/fleet.ts';
 import { hang, ok, runMain, startFleet, status, stubCliEnv, type Fleet } from './helpers.ts';
 
 const ZONE = 'check.test';

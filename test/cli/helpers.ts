@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { vi } from 'vitest';
 import { main } from '../../src/cli/main.ts';
-import type { TlsMaterial } from '../support/servers.ts';
+import type { TlsMaterial } from '../fixtures/fleet.ts';
 
 export const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 const SRC = fileURLToPath(new URL('../../src/cli/', import.meta.url));

@@ -1,7 +1,7 @@
 /** `signpost resolve` (in-process) against bind9 (A and SRV) and the loopback Cloud Map stand-in. */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { Bind9 } from '../support/bind9.ts';
-import { FakeCloudMap } from '../support/fake-cloudmap.ts';
+import { Bind9 } from '../fixtures/bind9.ts';
+import { FakeCloudMap } from '../fixtures/cloud-map.ts';
 import { runMain, stubCliEnv } from './helpers.ts';
 
 const ZONE = 'resolve.test';
@@ -109,7 +109,8 @@ describe('signpost resolve, a name without instances', () => {
     expect(lines).toHaveLength(1);
     expect(lines[0]).toBe(
       `signpost resolve: orders.${ZONE} has no SRV records (NODATA from ${dns.server}), but orders.${ZONE} has A/AAAA records ` +
-        `(127.0.6.2, 127.0.6.3): use --via dns with --port N, or --srv with the name its SRV records are under (such as _http._tcp.orders.${ZONE})`,
+        `(127.0.6.2, 127.0.6.3): find its instances with via: 'dns' and a port (signpost resolve --via dns --port N), ` +
+        `or set srv to the name its SRV records are under (such as _http._tcp.orders.${ZONE})`,
     );
   });
 
@@ -119,7 +120,7 @@ describe('signpost resolve, a name without instances', () => {
     const answer = JSON.parse(result.stdout) as { instances: unknown[]; error: { code: string; message: string } };
     expect(answer.instances).toEqual([]);
     expect(answer.error.code).toBe('SIGNPOST_ERR_NO_INSTANCES');
-    expect(answer.error.message).toMatch(new RegExp(`^web\\.${ZONE} has no A/AAAA records \\(NODATA from .*\\), but it has SRV records \\(127\\.0\\.6\\.\\d:808\\d, 127\\.0\\.6\\.\\d:808\\d\\): use --via srv$`));
+    expect(answer.error.message).toMatch(new RegExp(`^web\\.${ZONE} has no A/AAAA records \\(NODATA from .*\\), but it has SRV records \\(.*:808\\d, .*:808\\d\\): find its instances with via: 'srv' \\(signpost resolve --via srv\\)$`));
     expect(result.stderr).toBe(`signpost resolve: ${answer.error.message}\n`);
   });
 

@@ -3,7 +3,7 @@
  * zone changed live with nsupdate.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Bind9 } from '../support/bind9.ts';
+import { Bind9 } from '../fixtures/bind9.ts';
 import { assertBuilt, runCli, runMain } from './helpers.ts';
 
 const ZONE = 'watch.test';

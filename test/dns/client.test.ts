@@ -1,10 +1,12 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import dnsPacket from 'dns-packet';
-import { DnsClient, parseDnsServer, validateDnsOptions } from '../../src/dns/client.ts';
-import { Bind9 } from '../support/bind9.ts';
+import { DnsClient, dnsSettings, parseDnsOptions, parseDnsServer } from '../../src/dns/client.ts';
+import { Discovery } from '../../src/discovery.ts';
+import { Bind9 } from '../fixtures/bind9.ts';
 import { FaultDns, reply } from '../support/fault-dns.ts';
-import { codeOf, expectNoLeaks, quietResources, settlesWithin } from './helpers.ts';
+import { handlesAbove, quietHandles } from '../support/handles.ts';
+import { codeOf, settlesWithin } from './helpers.ts';
 
 const unhandled: unknown[] = [];
 const onUnhandled = (reason: unknown): void => {
@@ -21,7 +23,7 @@ afterAll(() => {
 describe('options', () => {
   const invalid = (options: unknown) => {
     try {
-      new DnsClient(options as never);
+      new Discovery({ dns: options as never });
     } catch (error) {
       return (error as { code: string }).code;
     }
@@ -52,11 +54,11 @@ describe('options', () => {
   test('unknown keys and non-objects', () => {
     expect(invalid({ server: ['127.0.0.1'] })).toBe('SIGNPOST_ERR_INVALID_ARG');
     expect(invalid(null)).toBe('SIGNPOST_ERR_INVALID_ARG');
-    expect(() => validateDnsOptions({ timeout: 0 }, 'services.x.dns')).toThrow(/services\.x\.dns\.timeout/);
+    expect(() => parseDnsOptions({ timeout: 0 }, 'services.x.dns')).toThrow(/services\.x\.dns\.timeout/);
   });
 
   test('defaults and parsing', () => {
-    const client = new DnsClient({ servers: ['127.0.0.1:5353'] });
+    const client = new DnsClient(dnsSettings({ servers: ['127.0.0.1:5353'] }));
     expect([client.timeout, client.tries, client.servers]).toEqual([2000, 2, ['127.0.0.1:5353']]);
     client.close();
     expect(parseDnsServer('[::1]:5353')).toMatchObject({ address: '::1', port: 5353, family: 6 });
@@ -67,16 +69,16 @@ describe('options', () => {
 describe('A/AAAA through c-ares', () => {
   let bind: Bind9;
   beforeAll(async () => {
-    bind = await Bind9.start({ zones: { 'test.local': 'a 60 IN A 127.0.0.2\nv6 45 IN AAAA ::2' } });
+    bind = await Bind9.start({ zones: { 'test.local': 'a 60 IN A 127.0.0.2\nv6 45 IN AAAA ::1' } });
   });
   afterAll(async () => {
     await bind?.close();
   });
 
   test('gives TTLs in ms, and does not cache: a change within the TTL is seen at once', async () => {
-    const client = new DnsClient({ servers: [bind.server], timeout: 500 });
+    const client = new DnsClient(dnsSettings({ servers: [bind.server], timeout: 500 }));
     expect(await client.resolveAddresses('a.test.local', 4)).toEqual([{ address: '127.0.0.2', ttl: 60_000 }]);
-    expect(await client.resolveAddresses('v6.test.local', 6)).toEqual([{ address: '::2', ttl: 45_000 }]);
+    expect(await client.resolveAddresses('v6.test.local', 6)).toEqual([{ address: '::1', ttl: 45_000 }]);
     await bind.update(['update delete a.test.local A', 'update add a.test.local 60 A 127.0.0.9']);
     expect(await client.resolveAddresses('a.test.local', 4)).toEqual([{ address: '127.0.0.9', ttl: 60_000 }]);
     client.close();
@@ -85,7 +87,7 @@ describe('A/AAAA through c-ares', () => {
   test('abort and close reject with typed errors, and close is idempotent', async () => {
     await bind.pause();
     try {
-      const client = new DnsClient({ servers: [bind.server], timeout: 2000, tries: 1 });
+      const client = new DnsClient(dnsSettings({ servers: [bind.server], timeout: 2000, tries: 1 }));
       const controller = new AbortController();
       const aborted = client.resolveAddresses('a.test.local', 4, controller.signal);
       controller.abort();
@@ -116,7 +118,7 @@ describe('the wire client against hostile answers', () => {
   });
   beforeEach(() => {
     fault.queries.length = 0;
-    client = new DnsClient({ servers: [fault.server], timeout: 300, tries: 2 });
+    client = new DnsClient(dnsSettings({ servers: [fault.server], timeout: 300, tries: 2 }));
   });
   afterEach(() => client.close());
   afterAll(async () => {
@@ -173,7 +175,7 @@ describe('the wire client against hostile answers', () => {
     const second = await FaultDns.start((query) => [srv(query)], '127.0.0.3');
     try {
       fault.handler = () => [];
-      const failover = new DnsClient({ servers: [fault.server, second.server], timeout: 200, tries: 2 });
+      const failover = new DnsClient(dnsSettings({ servers: [fault.server, second.server], timeout: 200, tries: 2 }));
       const response = await settlesWithin(failover.query('web.test.local', 'SRV'), 200 + 1000);
       expect(response.answers).toHaveLength(1);
       failover.close();
@@ -215,8 +217,8 @@ describe('the wire client against hostile answers', () => {
   });
 
   test('no socket or timer outlives close(), on any path', async () => {
-    const before = await quietResources();
-    const leaky = new DnsClient({ servers: [fault.server], timeout: 200, tries: 1 });
+    const before = await quietHandles();
+    const leaky = new DnsClient(dnsSettings({ servers: [fault.server], timeout: 200, tries: 1 }));
     let calls = 0;
     fault.handler = (query, transport) => {
       calls++;
@@ -233,6 +235,6 @@ describe('the wire client against hostile answers', () => {
     const pendingA = leaky.resolveAddresses('web.test.local', 4).catch(() => {});
     leaky.close();
     await Promise.all([pending, pendingA]);
-    await expectNoLeaks(before);
+    expect(await handlesAbove(before)).toEqual({});
   });
 });

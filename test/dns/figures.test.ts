@@ -8,7 +8,7 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Discovery } from '../../src/discovery.ts';
 import type { Instance } from '../../src/types.ts';
-import { Bind9 } from '../support/bind9.ts';
+import { Bind9 } from '../fixtures/bind9.ts';
 import { Dnsmasq } from '../support/dnsmasq.ts';
 import { FaultDns, reply } from '../support/fault-dns.ts';
 import { Unbound } from '../support/unbound.ts';

@@ -6,11 +6,11 @@
 import { createSocket, type Socket } from 'node:dgram';
 import dnsPacket from 'dns-packet';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'vitest';
-import { DnsClient } from '../../src/dns/client.ts';
+import { DnsClient, dnsSettings } from '../../src/dns/client.ts';
 import { ServerSet } from '../../src/dns/servers.ts';
 import type { DnsServer } from '../../src/dns/wire.ts';
 import { DnsResolver } from '../../src/resolvers/dns.ts';
-import { Bind9 } from '../support/bind9.ts';
+import { Bind9 } from '../fixtures/bind9.ts';
 import { FaultDns, reply } from '../support/fault-dns.ts';
 import { codeOf } from './helpers.ts';
 
@@ -26,7 +26,7 @@ beforeAll(async () => {
 });
 beforeEach(() => {
   fault.queries.length = 0;
-  client = new DnsClient({ servers: [fault.server], timeout: 300, tries: 1 });
+  client = new DnsClient(dnsSettings({ servers: [fault.server], timeout: 300, tries: 1 }));
 });
 afterEach(() => client.close());
 afterAll(async () => {
@@ -95,7 +95,7 @@ describe('spoofing', () => {
       server.send(reply(query, { answers: [a(query.questions![0]!.name, '127.0.0.2')] }), remote.port, remote.address);
     });
     await new Promise<void>((resolve) => server.bind(0, '127.0.0.1', resolve));
-    const own = new DnsClient({ servers: [`127.0.0.1:${server.address().port}`], timeout: 1000, tries: 1 });
+    const own = new DnsClient(dnsSettings({ servers: [`127.0.0.1:${server.address().port}`], timeout: 1000, tries: 1 }));
     try {
       for (let batch = 0; batch < 16; batch++) {
         await Promise.all(Array.from({ length: 32 }, (_, i) => own.lookup(`n${batch}-${i}.test`, [4])));
@@ -116,7 +116,7 @@ describe('spoofing', () => {
   });
 
   test('0x20: the question goes out in mixed case and an answer must echo it exactly', async () => {
-    const mixed = new DnsClient({ servers: [fault.server], timeout: 300, tries: 1, randomizeCase: true });
+    const mixed = new DnsClient(dnsSettings({ servers: [fault.server], timeout: 300, tries: 1, randomizeCase: true }));
     try {
       fault.handler = (query) => [reply(query, { answers: [a(query.questions![0]!.name, '127.0.0.2')] })];
       const names = new Set<string>();
@@ -143,7 +143,7 @@ describe('spoofing', () => {
 
   test('0x20 against bind9, which keeps the case of questions', async () => {
     const bind = await Bind9.start({ zones: { 'case.local': 'web 30 IN A 127.0.0.2\nweb 30 IN AAAA ::1' }, querylog: false });
-    const mixed = new DnsClient({ servers: [bind.server], timeout: 500, tries: 1, randomizeCase: true });
+    const mixed = new DnsClient(dnsSettings({ servers: [bind.server], timeout: 500, tries: 1, randomizeCase: true }));
     try {
       const resolution = await new DnsResolver(mixed, {}).resolve('web.case.local', context());
       expect(resolution.instances.map((i) => i.address).sort()).toEqual(['127.0.0.2', '::1']);
@@ -180,7 +180,7 @@ describe('servers that misbehave', () => {
       udpOnly.send(bytes, remote.port, remote.address);
     });
     await new Promise<void>((resolve) => udpOnly.bind(0, '127.0.0.1', resolve));
-    const own = new DnsClient({ servers: [`127.0.0.1:${udpOnly.address().port}`], timeout: 500, tries: 1 });
+    const own = new DnsClient(dnsSettings({ servers: [`127.0.0.1:${udpOnly.address().port}`], timeout: 500, tries: 1 }));
     try {
       expect((await own.lookup('many.test', [4])).records).toHaveLength(40);
     } finally {
@@ -195,7 +195,7 @@ describe('servers that misbehave', () => {
       udpOnly.send(reply(dnsPacket.decode(message), { truncated: true }), remote.port, remote.address);
     });
     await new Promise<void>((resolve) => udpOnly.bind(0, '127.0.0.1', resolve));
-    const own = new DnsClient({ servers: [`127.0.0.1:${udpOnly.address().port}`], timeout: 500, tries: 1 });
+    const own = new DnsClient(dnsSettings({ servers: [`127.0.0.1:${udpOnly.address().port}`], timeout: 500, tries: 1 }));
     try {
       const error = (await own.lookup('big.test', [4]).catch((e: unknown) => e)) as Error & { code: string };
       expect(error.code).toBe('SIGNPOST_ERR_RESOLVE');
@@ -209,7 +209,7 @@ describe('servers that misbehave', () => {
   test('a dead server and a REFUSED one are both named, with what each did and what to check', async () => {
     const refusing = await FaultDns.start((query) => [reply(query, { rcode: 'REFUSED' })], '127.0.0.3');
     const dead = await FaultDns.start(() => [], '127.0.0.4');
-    const both = new DnsClient({ servers: [dead.server, refusing.server], timeout: 200, tries: 1 });
+    const both = new DnsClient(dnsSettings({ servers: [dead.server, refusing.server], timeout: 200, tries: 1 }));
     try {
       const error = (await both.lookup('web.test', [4]).catch((e: unknown) => e)) as Error;
       expect(error.message).toContain(`${dead.server}: no answer within 200 ms`);

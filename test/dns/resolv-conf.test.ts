@@ -106,7 +106,7 @@ describe('dns options: resolv.conf when dns.servers is not given', () => {
   });
 
   test('errors name where the servers came from', async () => {
-    const client = new DnsClient({ resolvConf: file, timeout: 1, tries: 1 });
+    const client = new DnsClient(dnsSettings({ resolvConf: file, timeout: 1, tries: 1 }));
     client.close();
     expect(client.servers).toEqual(['127.0.0.53', '[::1]']);
   });

@@ -12,8 +12,8 @@ import { DiscoveryAgent } from '../../src/agent/index.ts';
 import { Discovery } from '../../src/discovery.ts';
 import { candidatesOf, readHostsFile } from '../../src/dns/search.ts';
 import type { DiscoveryOptions } from '../../src/options.ts';
-import { Bind9 } from '../support/bind9.ts';
-import { Fleet } from '../support/servers.ts';
+import { Bind9 } from '../fixtures/bind9.ts';
+import { Fleet } from '../fixtures/fleet.ts';
 
 let bind: Bind9;
 let fleet: Fleet;

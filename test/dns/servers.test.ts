@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Discovery } from '../../src/discovery.ts';
 import type { DiscoveryOptions } from '../../src/options.ts';
 import type { Instance } from '../../src/types.ts';
-import { Bind9 } from '../support/bind9.ts';
+import { Bind9 } from '../fixtures/bind9.ts';
 import { Dnsmasq } from '../support/dnsmasq.ts';
 import { Knot } from '../support/knot.ts';
 import { Unbound } from '../support/unbound.ts';

@@ -9,9 +9,9 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 import { DiscoveryAgent } from '../../src/agent/index.ts';
 import { DEFAULT_MAX_NAMES } from '../../src/cache.ts';
 import { Discovery } from '../../src/discovery.ts';
-import { Bind9 } from '../support/bind9.ts';
+import { Bind9 } from '../fixtures/bind9.ts';
 import { FaultDns, reply } from '../support/fault-dns.ts';
-import { Fleet } from '../support/servers.ts';
+import { Fleet } from '../fixtures/fleet.ts';
 import { ProcessWatch, report, scaled, sleep } from './support.ts';
 
 const MAX_NAMES = 1000;

@@ -9,19 +9,20 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 import { request } from 'undici';
 import { DiscoveryAgent } from '../../src/agent/index.ts';
 import { Discovery } from '../../src/discovery.ts';
-import { FakeCloudMap } from '../support/fake-cloudmap.ts';
-import { Backend, Ledger, startFleet } from './backends.ts';
-import { handlesAbove, heapAfterGc, mib, openHandles, ProcessWatch, report, scaled, seededRandom, sleep, totalHandles } from './support.ts';
+import { FakeCloudMap } from '../fixtures/cloud-map.ts';
+import { Fleet, InstanceServer, Ledger } from '../fixtures/fleet.ts';
+import { heapAfterGc, mib, ProcessWatch, report, scaled, seededRandom, sleep } from './support.ts';
+import { handlesAbove, openHandles, totalHandles } from '../support/handles.ts';
 
 const NAME = 'churn.myapp.local';
 const ledger = new Ledger();
-let fleet: Backend[] = [];
+let fleet: InstanceServer[] = [];
 let fake: FakeCloudMap;
 const watch = new ProcessWatch();
 
 beforeAll(async () => {
   watch.start();
-  fleet = await startFleet([18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29], ledger);
+  fleet = (await Fleet.start(0, { octets: [18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29], samePort: true, ledger, keepAliveTimeout: 5000, keepSeen: false })).servers;
   fake = await FakeCloudMap.start();
 });
 
@@ -31,12 +32,12 @@ afterAll(async () => {
   watch.stop();
 });
 
-const register = (backend: Backend): void =>
+const register = (backend: InstanceServer): void =>
   fake.register('myapp.local', 'churn', {
     id: backend.address,
     attributes: { AWS_INSTANCE_IPV4: backend.address, AWS_INSTANCE_PORT: String(backend.port) },
   });
-const deregister = (backend: Backend): void => fake.deregister('myapp.local', 'churn', backend.address);
+const deregister = (backend: InstanceServer): void => fake.deregister('myapp.local', 'churn', backend.address);
 
 test('instances join and leave every second under load: heap, handles and pools return to baseline', async () => {
   const random = seededRandom(42);
@@ -111,7 +112,7 @@ test('instances join and leave every second under load: heap, handles and pools 
     }
   };
   /** Under the trickle: waits until the served set is `set` and only its pools are open. */
-  const settle = async (set: Set<Backend>): Promise<void> => {
+  const settle = async (set: Set<InstanceServer>): Promise<void> => {
     for (let i = 0; i < 100; i++) {
       const served = new Set(discovery.instancesSync(NAME).map((x) => x.address));
       if (served.size === set.size && [...set].every((b) => served.has(b.address)) && openPools === set.size) break;

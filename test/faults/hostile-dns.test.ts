@@ -10,14 +10,15 @@ import { isIP } from 'node:net';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import dnsPacket from 'dns-packet';
-import { DnsClient } from '../../src/dns/client.ts';
+import { DnsClient, dnsSettings } from '../../src/dns/client.ts';
 import { SignpostError } from '../../src/errors.ts';
 import { DnsResolver } from '../../src/resolvers/dns.ts';
 import { SrvResolver } from '../../src/resolvers/srv.ts';
 import { Discovery } from '../../src/discovery.ts';
 import type { Resolution } from '../../src/types.ts';
 import { FaultDns, reply, type FaultAction } from '../support/fault-dns.ts';
-import { handlesAbove, openHandles, ProcessWatch, report, scaled, seededRandom, totalHandles } from './support.ts';
+import { ProcessWatch, report, scaled, seededRandom } from './support.ts';
+import { handlesAbove, openHandles, totalHandles } from '../support/handles.ts';
 
 const SEED = Number(process.env.SIGNPOST_FAULTS_SEED ?? Date.now() % 1_000_000);
 const random = seededRandom(SEED);
@@ -178,7 +179,7 @@ function wellFormed(resolution: Resolution): boolean {
 test('thousands of hostile packets: no crash, no unhandled rejection, only typed errors or correct answers', async () => {
   const lookups = scaled(1200);
   const handlesBefore = openHandles();
-  const client = new DnsClient({ servers: [fault.server], timeout: 500, tries: 1 });
+  const client = new DnsClient(dnsSettings({ servers: [fault.server], timeout: 500, tries: 1 }));
   const srv = new SrvResolver(client, { srv: (name) => `_x${name.split('.')[0]}.${ZONE}` });
   const dns = new DnsResolver(client, { port: PORT });
   const outcomes = { correct: 0, wellFormedOther: 0, typedErrors: 0, untyped: 0, wrongAfterSpoof: 0, caresDenied: 0, spoofTimedOut: 0 };
@@ -330,7 +331,7 @@ function shortAddressRecord(query: dnsPacket.DecodedPacket): Buffer {
 test('an SRV answer with a malformed additional A record never yields a non-IP address', async () => {
   const previous = fault.handler;
   fault.handler = (query) => [query.questions?.[0]?.type === 'SRV' ? shortAddressRecord(query) : valid(query)];
-  const client = new DnsClient({ servers: [fault.server], timeout: 300, tries: 1 });
+  const client = new DnsClient(dnsSettings({ servers: [fault.server], timeout: 300, tries: 1 }));
   try {
     const settled = await new SrvResolver(client).resolve(SRV_NAME, { signal: AbortSignal.timeout(5000) }).then(
       (resolution) => resolution.instances.map((i) => i.address),
@@ -349,7 +350,7 @@ test('an SRV answer with a malformed additional A record never yields a non-IP a
 test('junk datagrams with a wrong ID do not fail A lookups (they do not fail SRV lookups)', async () => {
   const previous = fault.handler;
   fault.handler = (query) => [Buffer.alloc(8, 0x5a), valid(query)];
-  const client = new DnsClient({ servers: [fault.server], timeout: 300, tries: 2 });
+  const client = new DnsClient(dnsSettings({ servers: [fault.server], timeout: 300, tries: 2 }));
   try {
     const srvOk = await new SrvResolver(client).resolve(SRV_NAME, { signal: AbortSignal.timeout(5000) });
     expect(srvOk.instances.map((i) => i.address)).toEqual([ADDRESS]);

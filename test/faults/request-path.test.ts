@@ -13,10 +13,10 @@ import { join } from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { DiscoveryAgent } from '../../src/agent/index.ts';
-import { Bind9 } from '../support/bind9.ts';
-import { Fleet, InstanceServer, TestCa } from '../support/servers.ts';
-import { Backend, Ledger, startFleet } from './backends.ts';
-import { handlesAbove, heapAfterGc, mib, openHandles, ProcessWatch, report, runLanes, scaled, sleep } from './support.ts';
+import { Bind9 } from '../fixtures/bind9.ts';
+import { Fleet, InstanceServer, Ledger, TestCa } from '../fixtures/fleet.ts';
+import { heapAfterGc, mib, ProcessWatch, report, runLanes, scaled, sleep } from './support.ts';
+import { handlesAbove, openHandles } from '../support/handles.ts';
 
 const watch = new ProcessWatch();
 beforeAll(() => void watch.start());
@@ -318,8 +318,9 @@ test('a script that ends while its request waits to be retried: the request stil
 test('under resets, refusals and 5xx, every one of 10,000 requests settles', async () => {
   const NAME = 'soak.faults.local';
   const ledger = new Ledger();
-  const backends: Backend[] = await startFleet([122, 123, 124], ledger);
-  backends[0]!.mode = { kind: 'reset', share: 0.3 };
+  const backends: InstanceServer[] = (await Fleet.start(0, { octets: [122, 123, 124], samePort: true, ledger, keepAliveTimeout: 5000, keepSeen: false })).servers;
+  backends[0]!.behaviour = 'reset';
+  backends[0]!.resetShare = 0.3;
   const agent = new DiscoveryAgent({
     services: { [NAME]: { via: 'static', instances: backends.map((b) => ({ address: b.address, port: b.port })) } },
     retry: { minDelay: 1, maxDelay: 5 },

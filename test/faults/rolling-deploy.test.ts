@@ -9,9 +9,10 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 import { request } from 'undici';
 import { DiscoveryAgent } from '../../src/agent/index.ts';
 import { Discovery } from '../../src/discovery.ts';
-import { Bind9 } from '../support/bind9.ts';
-import { Backend, Ledger, startFleet } from './backends.ts';
-import { handlesAbove, heapAfterGc, mib, openHandles, ProcessWatch, report, scaled, sleep, totalHandles } from './support.ts';
+import { Bind9 } from '../fixtures/bind9.ts';
+import { Fleet, InstanceServer, Ledger } from '../fixtures/fleet.ts';
+import { heapAfterGc, mib, ProcessWatch, report, scaled, sleep } from './support.ts';
+import { handlesAbove, openHandles, totalHandles } from '../support/handles.ts';
 
 const NAME = 'api.roll.local';
 const BLUE = [2, 3, 4];
@@ -19,14 +20,14 @@ const GREEN = [5, 6, 7];
 
 let bind: Bind9;
 const ledger = new Ledger();
-let fleet: Backend[] = [];
+let fleet: InstanceServer[] = [];
 /** Every backend ever started, for the reset count. */
-const everyBackend: Backend[] = [];
+const everyBackend: InstanceServer[] = [];
 const watch = new ProcessWatch();
 
 beforeAll(async () => {
   watch.start();
-  fleet = await startFleet([...BLUE, ...GREEN], ledger);
+  fleet = (await Fleet.start(0, { octets: [...BLUE, ...GREEN], samePort: true, ledger, keepAliveTimeout: 5000, keepSeen: false })).servers;
   everyBackend.push(...fleet);
   const records = BLUE.map((o) => `api 1 IN A 127.0.0.${o}`).join('\n');
   bind = await Bind9.start({ zones: { 'roll.local': records } });
@@ -95,14 +96,15 @@ test('a rolling deployment under load: no failed idempotent request, no POST twi
   const deploy = async (from: number[], to: number[]): Promise<void> => {
     const old = fleet.filter((b) => from.some((o) => b.address === `127.0.0.${o}`));
     // An old task shutting down early: it resets a third of its requests while still in DNS.
-    old[0]!.mode = { kind: 'reset', share: 0.3 };
+    old[0]!.behaviour = 'reset';
+    old[0]!.resetShare = 0.3;
     await sleep(700);
     // New instances first (a deployment's "start new tasks"), then the old records go.
     await bind.update([...records(to, 'add'), ...records(from, 'delete')]);
     // The old set drains (TTL 1 s plus the refresh), then stops: one dies with requests in
     // flight, one resets every connection, one drains gracefully.
     await sleep(2500);
-    await Promise.all([old[0]!.kill(), old[1]!.kill(), old[2]!.drainAndStop()]);
+    await Promise.all([old[0]!.kill(), old[1]!.kill(), old[2]!.close()]);
   };
 
   const load = Promise.all(Array.from({ length: 48 }, lane));
@@ -113,7 +115,7 @@ test('a rolling deployment under load: no failed idempotent request, no POST twi
   for (let round = 0; round < rounds && !done(); round++) {
     await deploy(blue, green);
     // The old addresses come back as the next version's instances.
-    const restarted = await Promise.all(blue.map((o) => Backend.start(`127.0.0.${o}`, port, ledger)));
+    const restarted = await Promise.all(blue.map((o) => InstanceServer.start(`127.0.0.${o}`, port, { ledger, keepAliveTimeout: 5000, keepSeen: false })));
     everyBackend.push(...restarted);
     fleet = fleet.filter((b) => !restarted.some((r) => r.address === b.address)).concat(restarted);
     await sleep(1000);

@@ -11,14 +11,14 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import dnsPacket from 'dns-packet';
 import { request } from 'undici';
 import { DiscoveryAgent } from '../../src/agent/index.ts';
-import { DnsClient } from '../../src/dns/client.ts';
+import { DnsClient, dnsSettings } from '../../src/dns/client.ts';
 import { MAX_RECORDS_PER_NAME } from '../../src/dns/wire.ts';
 import { Discovery } from '../../src/discovery.ts';
 import { SignpostError } from '../../src/errors.ts';
 import { SrvResolver } from '../../src/resolvers/srv.ts';
-import { FakeCloudMap } from '../support/fake-cloudmap.ts';
+import { FakeCloudMap } from '../fixtures/cloud-map.ts';
 import { FaultDns, reply } from '../support/fault-dns.ts';
-import { Fleet, TestCa } from '../support/servers.ts';
+import { Fleet, TestCa } from '../fixtures/fleet.ts';
 import { report } from './support.ts';
 
 describe('wire DNS client', () => {
@@ -32,7 +32,7 @@ describe('wire DNS client', () => {
       seen.push({ id: query.id ?? 0, port: remote.port });
       server.send(reply(query, { answers: [] }), remote.port, remote.address);
     });
-    const client = new DnsClient({ servers: [`127.0.0.1:${server.address().port}`], timeout: 1000, tries: 1 });
+    const client = new DnsClient(dnsSettings({ servers: [`127.0.0.1:${server.address().port}`], timeout: 1000, tries: 1 }));
     const queries = 500;
     try {
       for (let i = 0; i < queries; i++) await client.query(`q${i}.sec.local`, 'SRV');
@@ -76,7 +76,7 @@ describe('wire DNS client', () => {
         reply(query, { questions: [{ type: 'A', name: query.questions?.[0]?.name ?? '', class: 'IN' }] }),
       ];
     });
-    const client = new DnsClient({ servers: [fault.server], timeout: 300, tries: 1 });
+    const client = new DnsClient(dnsSettings({ servers: [fault.server], timeout: 300, tries: 1 }));
     try {
       const error = await client.query('web.sec.local', 'SRV').catch((e: unknown) => e);
       expect(error).toBeInstanceOf(SignpostError);
@@ -100,7 +100,7 @@ describe('wire DNS client', () => {
       // Over UDP the full answer (far above 4,096 bytes) is sent anyway; TCP gets it too.
       return [reply(query, { answers, additionals: additionals.slice(0, 200) })];
     });
-    const client = new DnsClient({ servers: [fault.server], timeout: 2000, tries: 1 });
+    const client = new DnsClient(dnsSettings({ servers: [fault.server], timeout: 2000, tries: 1 }));
     try {
       const response = await client.query('big.sec.local', 'SRV');
       const resolution = await new SrvResolver(client).resolve('big.sec.local', { signal: AbortSignal.timeout(10_000) }).catch((e: unknown) => e);

@@ -10,17 +10,18 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 import { errors, request } from 'undici';
 import { DiscoveryAgent } from '../../src/agent/index.ts';
 import { Discovery } from '../../src/discovery.ts';
-import { Backend, Ledger, startFleet, type Mode } from './backends.ts';
-import { handlesAbove, openHandles, ProcessWatch, report, scaled } from './support.ts';
+import { Fleet, InstanceServer, Ledger } from '../fixtures/fleet.ts';
+import { ProcessWatch, report, scaled } from './support.ts';
+import { handlesAbove, openHandles } from '../support/handles.ts';
 
 const NAME = 'slow.faults.local';
 const ledger = new Ledger();
-let fleet: Backend[] = [];
+let fleet: InstanceServer[] = [];
 const watch = new ProcessWatch();
 
 beforeAll(async () => {
   watch.start();
-  fleet = await startFleet([15, 16, 17], ledger);
+  fleet = (await Fleet.start(0, { octets: [15, 16, 17], samePort: true, ledger, keepAliveTimeout: 5000, keepSeen: false })).servers;
 });
 
 afterAll(async () => {
@@ -39,9 +40,9 @@ interface Outcome {
   slowFailures: number;
 }
 
-async function run(mode: Mode, total: number): Promise<Outcome> {
+async function run(slowDown: (instance: InstanceServer) => void, total: number): Promise<Outcome> {
   const slow = fleet[0]!;
-  slow.mode = mode;
+  slowDown(slow);
   const discovery = new Discovery({
     services: { [NAME]: { via: 'static', instances: fleet.map((b) => ({ address: b.address, port: b.port })) } },
   });
@@ -84,7 +85,8 @@ async function run(mode: Mode, total: number): Promise<Outcome> {
   unsubscribe('signpost:agent:pick', onPick);
   await agent.close();
   await discovery.close();
-  slow.mode = { kind: 'ok' };
+  slow.behaviour = 'ok';
+  slow.delay = 0;
   return {
     ...outcome,
     retries: stats.retries,
@@ -96,7 +98,9 @@ async function run(mode: Mode, total: number): Promise<Outcome> {
 
 test('headers that come too late: headersTimeout fires, the GET is retried elsewhere, the instance is ejected', async () => {
   const before = openHandles();
-  const result = await run({ kind: 'slow-headers', delay: 5000 }, scaled(2000));
+  const result = await run((s) => {
+    s.delay = 5000; // headers that come too late
+  }, scaled(2000));
   report('slow instance: late headers', {
     requests: result.requests,
     failures: result.failed,
@@ -113,13 +117,16 @@ test('headers that come too late: headersTimeout fires, the GET is retried elsew
   expect(result.ejections.every((e) => e.key === fleet[0]!.key)).toBe(true);
   expect(result.picksOfSlowAfterEjection).toBe(0);
   await fleet[0]!.kill();
-  fleet[0] = await Backend.start(fleet[0]!.address, fleet[0]!.port, ledger);
+  fleet[0] = await InstanceServer.start(fleet[0]!.address, fleet[0]!.port, { ledger, keepAliveTimeout: 5000, keepSeen: false });
   expect(await handlesAbove(before)).toEqual({});
 });
 
 test('a body that trickles: bodyTimeout fires, the instance is ejected, then gets no more requests', async () => {
   const before = openHandles();
-  const result = await run({ kind: 'trickle', interval: 1000, chunks: 5 }, scaled(2000));
+  const result = await run((s) => {
+    s.behaviour = 'trickle';
+    s.trickle = { interval: 1000, chunks: 5 };
+  }, scaled(2000));
   report('slow instance: trickling body', {
     requests: result.requests,
     // Committed responses (headers already given to the caller) cannot be retried: by design.

@@ -1,6 +1,7 @@
 /**
  * Shared pieces of the fault suite: the duration scale, figures (printed and collected for the
- * summary), process watchers (unhandled rejections, warnings, heap, open handles) and a seeded
+ * summary), process watchers (unhandled rejections, warnings, heap; open handles are counted by
+ * test/support/handles.ts) and a seeded
  * random source so a failing fuzz run can be replayed.
  */
 import { appendFileSync } from 'node:fs';
@@ -44,34 +45,6 @@ export async function heapAfterGc(): Promise<number> {
 }
 
 export const mib = (bytes: number): number => Math.round((bytes / 1024 / 1024) * 10) / 10;
-
-const HANDLE_KINDS = new Set(['TCPWrap', 'TCPSocketWrap', 'TCPServerWrap', 'UDPWrap', 'Timeout', 'QueryReqWrap', 'GetAddrInfoReqWrap', 'TLSWrap', 'PipeWrap', 'ProcessWrap']);
-
-/** Sockets, servers, timers and DNS requests open now, by kind. */
-export function openHandles(): Record<string, number> {
-  const counts: Record<string, number> = {};
-  for (const kind of process.getActiveResourcesInfo()) {
-    if (HANDLE_KINDS.has(kind)) counts[kind] = (counts[kind] ?? 0) + 1;
-  }
-  return counts;
-}
-
-export function totalHandles(counts: Record<string, number>): number {
-  return Object.values(counts).reduce((a, b) => a + b, 0);
-}
-
-/** The kinds open more often now than in `before` (after letting closes finish). */
-export async function handlesAbove(before: Record<string, number>): Promise<Record<string, number>> {
-  const extra = (): Record<string, number> => {
-    const over: Record<string, number> = {};
-    for (const [kind, count] of Object.entries(openHandles())) {
-      if (count > (before[kind] ?? 0)) over[kind] = count - (before[kind] ?? 0);
-    }
-    return over;
-  };
-  for (let i = 0; i < 100 && Object.keys(extra()).length > 0; i++) await sleep(20);
-  return extra();
-}
 
 /**
  * Counts what must never happen in a caller's process: unhandled rejections, uncaught

@@ -8,21 +8,20 @@ import { http, passthrough } from 'msw';
 import { setupServer } from 'msw/node';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi, type MockInstance } from 'vitest';
 import type { Clock } from '../../src/clock.ts';
+import { Discovery } from '../../src/discovery.ts';
 import { NotFoundError, ResolveError } from '../../src/errors.ts';
 import type { CloudMapOptions } from '../../src/options.ts';
 import {
   CloudMapClient,
   CloudMapResolver,
-  validateCloudMapOptions,
-  validateCloudMapResolverConfig,
+  parseCloudMapOptions,
   type AddressLookup,
   type CloudMapResolverConfig,
-  type CloudMapRetryEvent,
-  type CloudMapSkippedEvent,
-  type CloudMapThrottledEvent,
 } from '../../src/resolvers/cloudmap.ts';
+import type { CloudMapRetryEvent, CloudMapSkippedEvent, CloudMapThrottledEvent } from '../../src/diagnostics.ts';
+import { parseServices } from '../../src/service-config.ts';
 import type { Resolution } from '../../src/types.ts';
-import { FakeCloudMap, TEST_ACCOUNT, TEST_CREDENTIALS, TEST_REGION, type FakeInstance } from '../support/fake-cloudmap.ts';
+import { FakeCloudMap, TEST_ACCOUNT, TEST_CREDENTIALS, TEST_REGION, type FakeInstance } from '../fixtures/cloud-map.ts';
 import { FakeClock } from '../support/fake-clock.ts';
 
 const fake = new FakeCloudMap();
@@ -50,7 +49,7 @@ afterEach(() => {
 const LATE = (): number => 0.999_999;
 
 function makeClient(options: CloudMapOptions = {}, clock?: Clock, random: () => number = LATE): CloudMapClient {
-  const client = new CloudMapClient({ region: TEST_REGION, credentials: TEST_CREDENTIALS, retryDelay: 1, ...options }, clock, random);
+  const client = new CloudMapClient(parseCloudMapOptions({ region: TEST_REGION, credentials: TEST_CREDENTIALS, retryDelay: 1, ...options }), clock, random);
   clients.push(client);
   return client;
 }
@@ -701,7 +700,7 @@ describe('CloudMapClient: retries by the SDK', () => {
     fake.failNext(2, 'InternalFailure');
     const sdk = new ServiceDiscoveryClient({ region: TEST_REGION, credentials: TEST_CREDENTIALS, maxAttempts: 3 });
     const calls = onChannel<{ attempt: number }>('signpost:cloudmap:call');
-    const client = new CloudMapClient({ client: sdk, retries: 0 });
+    const client = new CloudMapClient(parseCloudMapOptions({ client: sdk, retries: 0 }));
     clients.push(client);
     const { instances } = await new CloudMapResolver(client).resolve('orders.myapp.local', { signal: signal() });
     expect(instances).toHaveLength(1);
@@ -976,7 +975,7 @@ describe('CloudMapClient: abort and close', () => {
     try {
       const clock = new FakeClock();
       fake.createService('myapp.local', 'a');
-      const client = new CloudMapClient({ region: TEST_REGION, credentials: TEST_CREDENTIALS, maxCallsPerSecond: 1 }, clock);
+      const client = new CloudMapClient(parseCloudMapOptions({ region: TEST_REGION, credentials: TEST_CREDENTIALS, maxCallsPerSecond: 1 }), clock);
       const r = new CloudMapResolver(client);
       await r.resolve('a.myapp.local', { signal: signal() });
       const waiting = catchError(r.resolve('b.myapp.local', { signal: signal() }));
@@ -995,7 +994,7 @@ describe('CloudMapClient: abort and close', () => {
     service('orders', ORDERS);
     const sdk = new ServiceDiscoveryClient({ region: TEST_REGION, credentials: TEST_CREDENTIALS, maxAttempts: 1 });
     const destroy = vi.spyOn(sdk, 'destroy');
-    const client = new CloudMapClient({ client: sdk, region: 'eu-west-1' });
+    const client = new CloudMapClient(parseCloudMapOptions({ client: sdk, region: 'eu-west-1' }));
     const { instances } = await new CloudMapResolver(client).resolve('orders.myapp.local', { signal: signal() });
     expect(instances).toHaveLength(1);
     client.close();
@@ -1043,7 +1042,7 @@ describe('validation', () => {
   it.each(invalidOptions)('rejects a bad %s with SIGNPOST_ERR_INVALID_ARG', (name, options) => {
     const error = (() => {
       try {
-        new CloudMapClient(options as CloudMapOptions);
+        new CloudMapClient(parseCloudMapOptions(options as CloudMapOptions));
       } catch (e) {
         return e as { code?: string; message: string };
       }
@@ -1055,10 +1054,10 @@ describe('validation', () => {
   });
 
   it('never echoes credentials in a validation error', () => {
-    expect(() => validateCloudMapOptions({ credentials: { accessKeyId: 'AKIDSECRET', secretAccessKey: 7 } })).toThrow(
+    expect(() => parseCloudMapOptions({ credentials: { accessKeyId: 'AKIDSECRET', secretAccessKey: 7 } })).toThrow(
       expect.objectContaining({ code: 'SIGNPOST_ERR_INVALID_ARG', message: expect.not.stringContaining('AKIDSECRET') }),
     );
-    expect(() => validateCloudMapOptions({ endpoint: 'https://AKIDSECRET:hunter2@example.com' })).toThrow(
+    expect(() => parseCloudMapOptions({ endpoint: 'https://AKIDSECRET:hunter2@example.com' })).toThrow(
       expect.objectContaining({ message: expect.not.stringMatching(/AKIDSECRET|hunter2/) }),
     );
   });
@@ -1066,7 +1065,7 @@ describe('validation', () => {
   it('accepts every valid option', () => {
     expect(
       () =>
-        new CloudMapClient({
+        new CloudMapClient(parseCloudMapOptions({
           region: 'eu-west-1',
           endpoint: 'http://127.0.0.1:4566',
           hostPrefix: false,
@@ -1082,10 +1081,10 @@ describe('validation', () => {
           retryDelay: 50,
           timeout: 1000,
           weightAttribute: 'capacity',
-        }),
+        })),
     ).not.toThrow();
-    expect(() => new CloudMapClient({ credentials: async () => TEST_CREDENTIALS })).not.toThrow();
-    expect(() => validateCloudMapOptions({ healthStatus: 'HEALTHY' }, 'namespaces["myapp.local"]')).not.toThrow();
+    expect(() => new CloudMapClient(parseCloudMapOptions({ credentials: async () => TEST_CREDENTIALS }))).not.toThrow();
+    expect(() => parseCloudMapOptions({ healthStatus: 'HEALTHY' }, 'namespaces["myapp.local"]')).not.toThrow();
   });
 
   const invalidConfigs: [string, unknown][] = [
@@ -1102,15 +1101,13 @@ describe('validation', () => {
     ['port', { port: 65_536 }],
     ['port', { port: '8080' }],
   ];
-  it.each(invalidConfigs)('CloudMapResolver rejects a bad %s with SIGNPOST_ERR_INVALID_ARG', (_, config) => {
-    expect(() => new CloudMapResolver(makeClient(), config as CloudMapResolverConfig)).toThrow(
-      expect.objectContaining({ code: 'SIGNPOST_ERR_INVALID_ARG' }),
-    );
+  it.each(invalidConfigs)('a Cloud Map service config with a bad %s is rejected with SIGNPOST_ERR_INVALID_ARG', (_, config) => {
+    const services = { 'orders.myapp.local': config === null ? null : { via: 'cloudmap', namespace: 'myapp.local', service: 'orders', ...(config as object) } };
+    expect(() => new Discovery({ services: services as never })).toThrow(expect.objectContaining({ code: 'SIGNPOST_ERR_INVALID_ARG' }));
   });
 
-  it('lets the caller allow its own keys in a service config', () => {
-    expect(() =>
-      validateCloudMapResolverConfig({ via: 'cloudmap', namespace: 'myapp.local', service: 'orders', ownerAccount: TEST_ACCOUNT, port: 80 }, 'services.x', ['via']),
-    ).not.toThrow();
+  it('accepts every field of a Cloud Map service config', () => {
+    const config = { via: 'cloudmap', namespace: 'myapp.local', service: 'orders', ownerAccount: TEST_ACCOUNT, port: 80 } as const;
+    expect(() => parseServices({ 'orders.myapp.local': config })).not.toThrow();
   });
 });

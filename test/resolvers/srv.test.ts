@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import type dnsPacket from 'dns-packet';
-import { DnsClient } from '../../src/dns/client.ts';
+import { DnsClient, dnsSettings } from '../../src/dns/client.ts';
+import { Discovery } from '../../src/discovery.ts';
 import { SrvResolver } from '../../src/resolvers/srv.ts';
-import { Bind9 } from '../support/bind9.ts';
+import { Bind9 } from '../fixtures/bind9.ts';
 import { FaultDns, reply } from '../support/fault-dns.ts';
 import { codeOf, settlesWithin, withLate } from '../dns/helpers.ts';
 
@@ -27,23 +28,17 @@ afterAll(() => {
   expect(unhandled).toEqual([]);
 });
 
-test('config: srv must be a DNS name or a function; the client must be a DnsClient', () => {
-  const client = new DnsClient({ servers: ['127.0.0.1'] });
-  const code = (fn: () => unknown) => {
+test('config: srv is checked where it is given, a services entry, to be a DNS name', () => {
+  const code = (srv: unknown) => {
     try {
-      fn();
+      new Discovery({ services: { 'pay.test.local': { via: 'srv', srv } as never } });
     } catch (error) {
       return (error as { code: string }).code;
     }
     return 'accepted';
   };
-  expect(code(() => new SrvResolver(client, { srv: '_http._tcp.pay.test.local' }))).toBe('accepted');
-  expect(code(() => new SrvResolver(client, { srv: (name) => `_http._tcp.${name}` }))).toBe('accepted');
-  for (const srv of ['', 'http://x', 'a..b', 42]) {
-    expect(code(() => new SrvResolver(client, { srv } as never))).toBe('SIGNPOST_ERR_INVALID_ARG');
-  }
-  expect(code(() => new SrvResolver(null as never, {}))).toBe('SIGNPOST_ERR_INVALID_ARG');
-  client.close();
+  expect(code('_http._tcp.pay.test.local')).toBe('accepted');
+  for (const srv of ['', 'http://x', 'a..b', 42, () => 'x']) expect(code(srv)).toBe('SIGNPOST_ERR_INVALID_ARG');
 });
 
 describe('against bind9', () => {
@@ -64,7 +59,7 @@ describe('against bind9', () => {
           // RFC 2782 style: _service._proto.name, one target with two addresses.
           '_http._tcp.pay 40 IN SRV 0 5 7000 pay-a.test.local.',
           'pay-a 20 IN A 127.0.2.1',
-          'pay-a 20 IN AAAA ::21',
+          'pay-a 20 IN AAAA ::1',
           'nosrv 30 IN TXT "no SRV here"',
           'dot 30 IN SRV 0 0 0 .',
           'alias 45 IN CNAME web.test.local.',
@@ -72,7 +67,7 @@ describe('against bind9', () => {
       },
       brokenZones: ['broken.local'],
     });
-    client = new DnsClient({ servers: [bind.server], timeout: TIMEOUT_MS, tries: TRIES });
+    client = new DnsClient(dnsSettings({ servers: [bind.server], timeout: TIMEOUT_MS, tries: TRIES }));
   });
   afterAll(async () => {
     client?.close();
@@ -91,7 +86,7 @@ describe('against bind9', () => {
   });
 
   test('RFC 2782 style, fixed name and namespace function: several addresses are several instances', async () => {
-    const expected = ['0/5 127.0.2.1:7000 127.0.2.1:7000', '0/5 [::21]:7000 ::21:7000'];
+    const expected = ['0/5 127.0.2.1:7000 127.0.2.1:7000', '0/5 [::1]:7000 ::1:7000'];
     const fixed = await new SrvResolver(client, { srv: '_http._tcp.pay.test.local' }).resolve('pay.test.local', context());
     expect(summary(fixed.instances)).toEqual(expected);
     expect(fixed.ttl).toBe(20_000);
@@ -110,8 +105,9 @@ describe('against bind9', () => {
     const error = await resolver.resolve('nope.test.local', context()).catch((e: unknown) => e);
     expect(error).toMatchObject({ code: 'SIGNPOST_ERR_NOT_FOUND' });
     expect((error as Error).message).toMatch(/nope\.test\.local/);
-    expect(await resolver.resolve('nosrv.test.local', context())).toEqual({ instances: [], ttl: 7000 });
-    expect(await resolver.resolve('dot.test.local', context())).toEqual({ instances: [], ttl: 30_000 });
+    expect(await resolver.resolve('nosrv.test.local', context())).toMatchObject({ instances: [], ttl: 7000 });
+    expect(await resolver.resolve('dot.test.local', context())).toMatchObject({ instances: [], ttl: 30_000, why: expect.stringMatching(/not available/) });
+    expect((error as Error).message).toMatch(/NXDOMAIN for SRV .*: check the SRV name/);
   });
 
   test('records added and removed with nsupdate are seen on the next resolve', async () => {
@@ -163,7 +159,7 @@ describe('against the fault responder', () => {
       if (records === undefined || records === 'NXDOMAIN') return [reply(query, { rcode: 'NXDOMAIN' })];
       return [reply(query, { answers: records.filter((r) => r.type === question?.type || r.type === 'CNAME') })];
     });
-    client = new DnsClient({ servers: [fault.server], timeout: TIMEOUT_MS, tries: TRIES });
+    client = new DnsClient(dnsSettings({ servers: [fault.server], timeout: TIMEOUT_MS, tries: TRIES }));
   });
   afterAll(async () => {
     client?.close();
@@ -214,7 +210,7 @@ describe('against the fault responder', () => {
               answers: zone['svc.test.local'] as dnsPacket.Answer[],
               additionals: [
                 { type: 'A', name: 'EXTRA.test.local', ttl: 8, data: '127.0.4.1' },
-                { type: 'AAAA', name: 'extra.test.local', ttl: 60, data: '::41' },
+                { type: 'AAAA', name: 'extra.test.local', ttl: 60, data: '::1' },
               ],
             }),
           ]
@@ -222,7 +218,7 @@ describe('against the fault responder', () => {
     fault.queries.length = 0;
     try {
       const resolution = await withLate(await new SrvResolver(client, {}).resolve('svc.test.local', context()));
-      expect(summary(resolution.instances)).toEqual(['2/3 127.0.4.1:84 127.0.4.1:84', '2/3 [::41]:84 ::41:84']);
+      expect(summary(resolution.instances)).toEqual(['2/3 127.0.4.1:84 127.0.4.1:84', '2/3 [::1]:84 ::1:84']);
       expect(resolution.ttl).toBe(8000);
       expect(fault.queries.map((q) => q.type)).toEqual(['SRV']);
     } finally {

@@ -15,7 +15,7 @@
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DnsDaemon, escapeName, startOnFreePort } from './dns-daemon.ts';
+import { DnsDaemon, escapeName, startOnFreePort } from '../fixtures/dns-daemon.ts';
 
 const DNSMASQ = process.env.SIGNPOST_DNSMASQ ?? '/usr/sbin/dnsmasq';
 

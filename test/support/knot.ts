@@ -12,7 +12,7 @@
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DnsDaemon, startOnFreePort } from './dns-daemon.ts';
+import { DnsDaemon, startOnFreePort } from '../fixtures/dns-daemon.ts';
 
 const KNOTD = process.env.SIGNPOST_KNOTD ?? '/usr/sbin/knotd';
 

@@ -19,7 +19,7 @@
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DnsDaemon, escapeName, startOnFreePort } from './dns-daemon.ts';
+import { DnsDaemon, escapeName, startOnFreePort } from '../fixtures/dns-daemon.ts';
 
 const UNBOUND = process.env.SIGNPOST_UNBOUND ?? '/usr/sbin/unbound';
 
