@@ -141,6 +141,12 @@ export class CacheEntry implements Deadline {
   refreshDelay = 0;
   /** Fresh answers taken so far: a late address family joins only the answer it belongs to. */
   answers = 0;
+  /**
+   * The longest DNS TTL seen for the name, in ms (-1: none yet; see {@link ResolutionCache}'s
+   * #refreshDelay). A field rather than a WeakMap beside the cache: every DNS name has one, and a
+   * WeakMap entry costs about 50 bytes of heap where a field costs 8.
+   */
+  longestTtl = -1;
   /** While stale: when the answer stops being served, on the cache's clock. */
   staleUntil = 0;
   /** The last backoff while the registry fails (stale retries, or a failed name); 0 when it does not. */
@@ -490,26 +496,25 @@ export class ResolutionCache {
     }
     this.#staleAnswers.delete(entry);
     if (resolution.dnsTtl !== true) return Math.max(Math.floor(ttl * this.settings.refreshAhead) - jitter, 1);
-    const longest = this.#longestTtl.get(entry);
+    const longest = entry.longestTtl;
     const raised = this.#raisedTtl.get(entry);
     this.#raisedTtl.delete(entry);
-    if (longest !== undefined && resolution.ttl > longest + 1000 && (raised === undefined || resolution.ttl > raised)) {
+    if (longest >= 0 && resolution.ttl > longest + 1000 && (raised === undefined || resolution.ttl > raised)) {
       this.#raisedTtl.set(entry, resolution.ttl);
       return Math.min(ttl, STALE_ANSWER_RETRY_MS) + jitter;
     }
-    this.#longestTtl.set(entry, Math.max(longest ?? 0, resolution.ttl));
+    entry.longestTtl = Math.max(longest, resolution.ttl);
     return ttl + 1000 + jitter;
   }
 
   /**
-   * The longest DNS TTL seen for a name, and a raised one being checked. A TTL counted down by a
+   * A raised DNS TTL being checked (the longest one seen is kept on the entry). A TTL counted down by a
    * cache never grows past the record's own; one that does is either a record whose TTL was
    * raised, or an expired answer served with a fixed reply TTL (unbound's serve-expired without
    * EDE: 30 s) that would otherwise be kept that long. So it is asked for again after 500 ms: a
    * raised TTL holds up (and is taken), an expired answer gives way to the fresh one the
    * resolver fetched meanwhile.
    */
-  readonly #longestTtl = new WeakMap<CacheEntry, number>();
   readonly #raisedTtl = new WeakMap<CacheEntry, number>();
 
   /** A family that answered after the resolution delay joins the set, unless a newer answer came first. */
