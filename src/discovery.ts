@@ -20,6 +20,7 @@ import {
 import { createBalancer, type BalancerSettings } from './balancers/index.ts';
 import { HealthTracker, type HealthStats } from './health.ts';
 import { instanceKey } from './instance.ts';
+import { LiveInstances } from './live.ts';
 import { createLookup, type DiscoveryLookup } from './lookup.ts';
 import { resolveCallerZone } from './zone.ts';
 import type { DiscoveryOptions } from './options.ts';
@@ -84,8 +85,8 @@ export class Discovery {
   readonly #unlistedDns: boolean;
   /** Host → view. Bounded by the cache: a view goes when one of its entries is evicted. */
   readonly #views = new Map<string, View>();
-  /** Instance key → how many cache entries serve it (pools live while this is > 0). */
-  readonly #live = new Map<string, number>();
+  /** The instances cache entries serve, with how many serve each (pools live while one does). */
+  readonly #live = new LiveInstances();
   readonly #listeners = new Set<(change: InstancesChange) => void>();
   readonly #errorListeners = new Set<(event: ResolveErrorMessage) => void>();
   readonly #resolveListeners = new Set<(event: ResolveDoneMessage) => void>();
@@ -492,20 +493,9 @@ export class Discovery {
       added = entry.instances.filter((i) => !before.has(instanceKey(i)));
       removed = previous.filter((i) => !after.has(instanceKey(i)));
     }
-    for (const i of added) {
-      const key = instanceKey(i);
-      this.#live.set(key, (this.#live.get(key) ?? 0) + 1);
-    }
+    for (const i of added) this.#live.add(i);
     const gone: string[] = [];
-    for (const i of removed) {
-      const key = instanceKey(i);
-      const count = (this.#live.get(key) ?? 1) - 1;
-      if (count > 0) this.#live.set(key, count);
-      else {
-        this.#live.delete(key);
-        gone.push(key);
-      }
-    }
+    for (const i of removed) if (this.#live.remove(i)) gone.push(instanceKey(i));
     if (gone.length > 0) this.#health.forget(gone);
     // close() empties the cache: that is the end of watching, not a change to report.
     if (!this.#closed && this.#listeners.size > 0 && (added.length > 0 || removed.length > 0)) {
