@@ -9,7 +9,6 @@
  * ports, or by more names than that number can count, holds a Map of port code → count instead.
  */
 import { instanceKey } from './instance.ts';
-import type { Instance } from './types.ts';
 
 /** Port codes: 0 for an instance without a port, port + 1 otherwise. */
 const PORT_CODES = 65_537;
@@ -17,6 +16,12 @@ const PORT_CODES = 65_537;
 const MAX_PACKED_COUNT = Math.floor(0x7fff_ffff / PORT_CODES);
 
 type Ports = number | Map<number, number>;
+
+/** What identifies an instance here. */
+interface Endpoint {
+  readonly address: string;
+  readonly port?: number | undefined;
+}
 
 function portCode(port: number | undefined): number {
   return port === undefined ? 0 : port + 1;
@@ -26,7 +31,7 @@ export class LiveInstances {
   readonly #byAddress = new Map<string, Ports>();
 
   /** One more name serves the instance. */
-  add(instance: Pick<Instance, 'address' | 'port'>): void {
+  add(instance: Endpoint): void {
     const code = portCode(instance.port);
     const ports = this.#byAddress.get(instance.address);
     if (ports === undefined) {
@@ -45,7 +50,7 @@ export class LiveInstances {
   }
 
   /** One name fewer serves the instance; true when none does any more. */
-  remove(instance: Pick<Instance, 'address' | 'port'>): boolean {
+  remove(instance: Endpoint): boolean {
     const code = portCode(instance.port);
     const ports = this.#byAddress.get(instance.address);
     if (ports === undefined) return true;
@@ -111,5 +116,5 @@ export class LiveInstances {
 }
 
 function keyOf(address: string, code: number): string {
-  return instanceKey({ address, port: code === 0 ? undefined : code - 1 });
+  return code === 0 ? instanceKey({ address }) : instanceKey({ address, port: code - 1 });
 }
