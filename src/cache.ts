@@ -702,6 +702,12 @@ export class ResolutionCache {
     this.#hooks.onEvict(entry);
   }
 
+  /** Every entry cached, busy ones first. */
+  *entries(): IterableIterator<CacheEntry> {
+    yield* this.#busy.values();
+    yield* this.#entries.values();
+  }
+
   close(): void {
     this.#abort.abort();
     this.#deadlines.clear();

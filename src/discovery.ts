@@ -94,8 +94,13 @@ export class Discovery {
   readonly #unlistedDns: boolean;
   /** Host → view. Bounded by the cache: a view goes when one of its entries is evicted. */
   readonly #views = new Map<string, View>();
-  /** The instances cache entries serve, with how many serve each (pools live while one does). */
-  readonly #live = new LiveInstances();
+  /**
+   * The instances cache entries serve, with how many serve each (pools live while one does).
+   * Made from the cache on the first {@link hasInstance} (the agents ask it; a Discovery only
+   * resolved and picked from never does) and kept up to date from then on: it holds a Map entry
+   * per instance, 60 to 180 bytes of heap per name of three.
+   */
+  #live: LiveInstances | undefined;
   readonly #listeners = new Set<(change: InstancesChange) => void>();
   readonly #errorListeners = new Set<(event: ResolveErrorMessage) => void>();
   readonly #resolveListeners = new Set<(event: ResolveDoneMessage) => void>();
@@ -319,7 +324,7 @@ export class Discovery {
         `Invalid argument to hasInstance(): got ${describeValue(key)}; expected an instance key such as "10.0.1.5:8080"`,
       );
     }
-    return this.#live.has(key);
+    return (this.#live ??= this.#indexLive()).has(key);
   }
 
   /**
@@ -391,9 +396,9 @@ export class Discovery {
     for (const view of this.#views.values()) view.balancer.close?.();
     this.#views.clear();
     // The balancers have left the tracker: the health state of every instance can go.
-    this.#health.forget([...this.#live.keys()]);
+    if (this.#live !== undefined) this.#health.forget([...this.#live.keys()]);
     this.#health.close();
-    this.#live.clear();
+    this.#live = undefined;
     this.#aliasUses.clear();
     this.#listeners.clear();
     this.#errorListeners.clear();
@@ -504,9 +509,16 @@ export class Discovery {
       added = entry.instances.filter((i) => !before.has(instanceKey(i)));
       removed = previous.filter((i) => !after.has(instanceKey(i)));
     }
-    for (const i of added) this.#live.add(i);
+    const live = this.#live;
     const gone: string[] = [];
-    for (const i of removed) if (this.#live.remove(i)) gone.push(instanceKey(i));
+    if (live !== undefined) {
+      for (const i of added) live.add(i);
+      for (const i of removed) if (live.remove(i)) gone.push(instanceKey(i));
+    } else {
+      // Without the index, every instance that left: the tracker keeps the state of one that another
+      // name's balancer still has.
+      for (const i of removed) gone.push(instanceKey(i));
+    }
     if (gone.length > 0) this.#health.forget(gone);
     // close() empties the cache: that is the end of watching, not a change to report.
     if (!this.#closed && this.#listeners.size > 0 && (added.length > 0 || removed.length > 0)) {
@@ -529,6 +541,13 @@ export class Discovery {
       view.balancer.close?.();
       for (const other of view.entries) if (other !== entry) removeView(other, view);
     }
+  }
+
+  /** The index of the instances served, from every cache entry (see {@link #live}). */
+  #indexLive(): LiveInstances {
+    const live = new LiveInstances();
+    for (const entry of this.#cache.entries()) for (const instance of entry.instances) live.add(instance);
+    return live;
   }
 
   #emptyError(view: View): SignpostError {
