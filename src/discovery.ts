@@ -53,8 +53,6 @@ class View {
   readonly alias: Alias | undefined;
   readonly balancer: Balancer;
   instances: readonly Instance[] = [];
-  /** Called with the instances after every change while the name is watched (see `watch`). */
-  watchers: Set<(instances: readonly Instance[]) => void> | undefined;
 
   constructor(host: string, entries: readonly CacheEntry[], alias: Alias | undefined, balancer: Balancer) {
     this.host = host;
@@ -94,6 +92,11 @@ export class Discovery {
   readonly #unlistedDns: boolean;
   /** Host → view. Bounded by the cache: a view goes when one of its entries is evicted. */
   readonly #views = new Map<string, View>();
+  /**
+   * The watchers of each watched view, called with the instances after every change (see
+   * `watch`). Kept here, not on the views: few names are watched, and a field costs every name.
+   */
+  readonly #watchers = new Map<View, Set<(instances: readonly Instance[]) => void>>();
   /**
    * The instances cache entries serve, with how many serve each (pools live while one does).
    * Made from the cache on the first {@link hasInstance} (the agents ask it; a Discovery only
@@ -300,13 +303,16 @@ export class Discovery {
     const view = this.#viewOf(host, 'watch()');
     const cache = this.#cache;
     for (const entry of view.entries) cache.hold(entry);
-    (view.watchers ??= new Set()).add(listener);
+    let watchers = this.#watchers.get(view);
+    if (watchers === undefined) this.#watchers.set(view, (watchers = new Set()));
+    watchers.add(listener);
     let watching = true;
     return () => {
       if (!watching) return;
       watching = false;
-      view.watchers?.delete(listener);
-      if (view.watchers?.size === 0) view.watchers = undefined;
+      const now = this.#watchers.get(view);
+      now?.delete(listener);
+      if (now?.size === 0) this.#watchers.delete(view);
       for (const entry of view.entries) cache.release(entry);
     };
   }
@@ -395,6 +401,7 @@ export class Discovery {
     this.#cache.close();
     for (const view of this.#views.values()) view.balancer.close?.();
     this.#views.clear();
+    this.#watchers.clear();
     // The balancers have left the tracker: the health state of every instance can go.
     if (this.#live !== undefined) this.#health.forget([...this.#live.keys()]);
     this.#health.close();
@@ -482,8 +489,9 @@ export class Discovery {
     if (instances === view.instances) return;
     view.instances = instances;
     view.balancer.update(instances);
-    if (view.watchers !== undefined) {
-      for (const watcher of view.watchers) {
+    const watchers = this.#watchers.size === 0 ? undefined : this.#watchers.get(view);
+    if (watchers !== undefined) {
+      for (const watcher of watchers) {
         try {
           watcher(instances);
         } catch (error) {
@@ -538,6 +546,7 @@ export class Discovery {
     entry.views = undefined;
     for (const view of held === undefined ? [] : held instanceof View ? [held] : held) {
       this.#views.delete(view.host);
+      this.#watchers.delete(view);
       view.balancer.close?.();
       for (const other of view.entries) if (other !== entry) removeView(other, view);
     }
