@@ -104,6 +104,11 @@ const EXPIRE = 2;
 const BACK_TO_COLD = 3;
 const STALE_RETRY = 4;
 type Task = typeof REFRESH_DUE | typeof EXPIRE | typeof BACK_TO_COLD | typeof STALE_RETRY;
+/** The bits of CacheEntry's packed state: the task, then flags. */
+const TASK_MASK = 7;
+const BUSY = 8;
+const EVICTED = 16;
+const EXPIRED = 32;
 
 function byPriorityThenKey(a: Instance, b: Instance): number {
   if (a.priority !== b.priority) return a.priority - b.priority;
@@ -130,33 +135,69 @@ export class CacheEntry implements Deadline {
   /** The last successful resolution, when its resolver keeps state (revision gating). */
   resolution: Resolution | undefined;
   inflight: Promise<void> | undefined;
-  /** The entry's one deadline (see {@link DeadlineQueue}) and what it does. */
+  /** The entry's one deadline (see {@link DeadlineQueue}); what it does is in {@link task}. */
   dueAt = 0;
   dueSeq = 0;
   deadlineIndex = -1;
-  task: Task = REFRESH_DUE;
   /** The clamped TTL of the answer served, for the refresh and expiry that follow it. */
   ttl = 0;
   /** When the refresh of the fresh answer is due, in ms after it came (see #refreshDelay). */
   refreshDelay = 0;
   /** Fresh answers taken so far: a late address family joins only the answer it belongs to. */
   answers = 0;
+  /**
+   * The longest DNS TTL seen for the name, in ms (-1: none yet; see {@link ResolutionCache}'s
+   * #refreshDelay). A field rather than a WeakMap beside the cache: every DNS name has one, and a
+   * WeakMap entry costs about 50 bytes of heap where a field costs 8.
+   */
+  longestTtl = -1;
   /** While stale: when the answer stops being served, on the cache's clock. */
   staleUntil = 0;
   /** The last backoff while the registry fails (stale retries, or a failed name); 0 when it does not. */
   retryMs = 0;
   /** Callers waiting for this entry's answer, or watching it: while any do, it is in use and not evicted. */
   waiters = 0;
-  /** Kept apart from the LRU (a query in flight or callers waiting): never evicted. */
-  busy = false;
-  /** Set when the entry leaves the cache: a query still in flight then changes nothing. */
-  evicted = false;
-  /** Past its TTL, waiting for a refresh in flight (served meanwhile). */
-  expired = false;
+  /**
+   * `task` and the flags below, packed in one small integer: every field of an entry costs 8
+   * bytes on every cached name. (`used`, written by every pick, stays a field of its own.)
+   */
+  #bits: number = REFRESH_DUE;
 
   constructor(name: string, resolver: Resolver) {
     this.name = name;
     this.resolver = resolver;
+  }
+
+  /** What the entry's deadline does when it comes. */
+  get task(): Task {
+    return (this.#bits & TASK_MASK) as Task;
+  }
+  set task(task: Task) {
+    this.#bits = (this.#bits & ~TASK_MASK) | task;
+  }
+
+  /** Kept apart from the LRU (a query in flight or callers waiting): never evicted. */
+  get busy(): boolean {
+    return (this.#bits & BUSY) !== 0;
+  }
+  set busy(on: boolean) {
+    this.#bits = on ? this.#bits | BUSY : this.#bits & ~BUSY;
+  }
+
+  /** Set when the entry leaves the cache: a query still in flight then changes nothing. */
+  get evicted(): boolean {
+    return (this.#bits & EVICTED) !== 0;
+  }
+  set evicted(on: boolean) {
+    this.#bits = on ? this.#bits | EVICTED : this.#bits & ~EVICTED;
+  }
+
+  /** Past its TTL, waiting for a refresh in flight (served meanwhile). */
+  get expired(): boolean {
+    return (this.#bits & EXPIRED) !== 0;
+  }
+  set expired(on: boolean) {
+    this.#bits = on ? this.#bits | EXPIRED : this.#bits & ~EXPIRED;
   }
 }
 
@@ -490,26 +531,25 @@ export class ResolutionCache {
     }
     this.#staleAnswers.delete(entry);
     if (resolution.dnsTtl !== true) return Math.max(Math.floor(ttl * this.settings.refreshAhead) - jitter, 1);
-    const longest = this.#longestTtl.get(entry);
+    const longest = entry.longestTtl;
     const raised = this.#raisedTtl.get(entry);
     this.#raisedTtl.delete(entry);
-    if (longest !== undefined && resolution.ttl > longest + 1000 && (raised === undefined || resolution.ttl > raised)) {
+    if (longest >= 0 && resolution.ttl > longest + 1000 && (raised === undefined || resolution.ttl > raised)) {
       this.#raisedTtl.set(entry, resolution.ttl);
       return Math.min(ttl, STALE_ANSWER_RETRY_MS) + jitter;
     }
-    this.#longestTtl.set(entry, Math.max(longest ?? 0, resolution.ttl));
+    entry.longestTtl = Math.max(longest, resolution.ttl);
     return ttl + 1000 + jitter;
   }
 
   /**
-   * The longest DNS TTL seen for a name, and a raised one being checked. A TTL counted down by a
+   * A raised DNS TTL being checked (the longest one seen is kept on the entry). A TTL counted down by a
    * cache never grows past the record's own; one that does is either a record whose TTL was
    * raised, or an expired answer served with a fixed reply TTL (unbound's serve-expired without
    * EDE: 30 s) that would otherwise be kept that long. So it is asked for again after 500 ms: a
    * raised TTL holds up (and is taken), an expired answer gives way to the fresh one the
    * resolver fetched meanwhile.
    */
-  readonly #longestTtl = new WeakMap<CacheEntry, number>();
   readonly #raisedTtl = new WeakMap<CacheEntry, number>();
 
   /** A family that answered after the resolution delay joins the set, unless a newer answer came first. */
@@ -562,7 +602,8 @@ export class ResolutionCache {
     if (staleChannel.hasSubscribers) {
       staleChannel.publish({ name: entry.name, instances: entry.instances, error: entry.error });
     }
-    entry.staleUntil = this.#clock.now() + this.settings.staleTtl;
+    // A whole number of ms (rounded up): a fractional one would be a boxed number on every entry.
+    entry.staleUntil = Math.ceil(this.#clock.now() + this.settings.staleTtl);
     // The query that just failed was the last try: the next one waits its (jittered) turn.
     entry.retryMs = STALE_RETRY_MIN_MS;
     this.#nextStaleRetry(entry);
@@ -659,6 +700,12 @@ export class ResolutionCache {
     entry.state = 'cold';
     if (previous.length > 0) this.#hooks.onChange(entry, previous);
     this.#hooks.onEvict(entry);
+  }
+
+  /** Every entry cached, busy ones first. */
+  *entries(): IterableIterator<CacheEntry> {
+    yield* this.#busy.values();
+    yield* this.#entries.values();
   }
 
   close(): void {

@@ -35,7 +35,9 @@ export class DeadlineQueue<T extends Deadline> {
   /** Runs `item` once `delay` ms have passed (replacing its previous deadline). */
   set(item: T, delay: number): void {
     if (item.deadlineIndex >= 0) this.#remove(item);
-    item.dueAt = this.#clock.now() + Math.max(0, delay);
+    // A whole number of ms (rounded up, so never early): a field that ever holds a fraction (the
+    // system clock's performance.now()) is a boxed 16-byte number on every item.
+    item.dueAt = Math.ceil(this.#clock.now() + Math.max(0, delay));
     item.dueSeq = this.#seq++;
     item.deadlineIndex = this.#heap.length;
     this.#heap.push(item);

@@ -20,6 +20,7 @@ import {
 import { createBalancer, type BalancerSettings } from './balancers/index.ts';
 import { HealthTracker, type HealthStats } from './health.ts';
 import { instanceKey } from './instance.ts';
+import { LiveInstances } from './live.ts';
 import { createLookup, type DiscoveryLookup } from './lookup.ts';
 import { resolveCallerZone } from './zone.ts';
 import type { DiscoveryOptions } from './options.ts';
@@ -42,21 +43,28 @@ export interface InstancesChange {
 
 class View {
   readonly host: string;
-  readonly entries: readonly CacheEntry[];
-  /** `entries[0]`, held apart so the hot path marks it used without a loop. */
+  /** The entry the view draws on (for an alias, its target's), marked used by the hot path. */
   readonly primary: CacheEntry;
+  /**
+   * The second entry of a `union` or `fallback` alias (the old name's). Two fields rather than an
+   * array of entries: an array of one costs 56 bytes on every name.
+   */
+  readonly secondary: CacheEntry | undefined;
   readonly alias: Alias | undefined;
   readonly balancer: Balancer;
   instances: readonly Instance[] = [];
-  /** Called with the instances after every change while the name is watched (see `watch`). */
-  watchers: Set<(instances: readonly Instance[]) => void> | undefined;
 
   constructor(host: string, entries: readonly CacheEntry[], alias: Alias | undefined, balancer: Balancer) {
     this.host = host;
-    this.entries = entries;
     this.primary = entries[0]!;
+    this.secondary = entries[1];
     this.alias = alias;
     this.balancer = balancer;
+  }
+
+  /** The entries the view draws on, for the paths that are not hot (a new array each time). */
+  get entries(): readonly CacheEntry[] {
+    return this.secondary === undefined ? [this.primary] : [this.primary, this.secondary];
   }
 }
 
@@ -84,8 +92,18 @@ export class Discovery {
   readonly #unlistedDns: boolean;
   /** Host → view. Bounded by the cache: a view goes when one of its entries is evicted. */
   readonly #views = new Map<string, View>();
-  /** Instance key → how many cache entries serve it (pools live while this is > 0). */
-  readonly #live = new Map<string, number>();
+  /**
+   * The watchers of each watched view, called with the instances after every change (see
+   * `watch`). Kept here, not on the views: few names are watched, and a field costs every name.
+   */
+  readonly #watchers = new Map<View, Set<(instances: readonly Instance[]) => void>>();
+  /**
+   * The instances cache entries serve, with how many serve each (pools live while one does).
+   * Made from the cache on the first {@link hasInstance} (the agents ask it; a Discovery only
+   * resolved and picked from never does) and kept up to date from then on: it holds a Map entry
+   * per instance, 60 to 180 bytes of heap per name of three.
+   */
+  #live: LiveInstances | undefined;
   readonly #listeners = new Set<(change: InstancesChange) => void>();
   readonly #errorListeners = new Set<(event: ResolveErrorMessage) => void>();
   readonly #resolveListeners = new Set<(event: ResolveDoneMessage) => void>();
@@ -235,12 +253,13 @@ export class Discovery {
    */
   async #whenReady<T>(view: View, read: (view: View) => T): Promise<T> {
     const pending: Array<Promise<void>> = [];
-    for (const entry of view.entries) {
+    const entries = view.entries;
+    for (const entry of entries) {
       const wait = this.#cache.ensure(entry);
       if (wait !== undefined) pending.push(wait);
     }
     const cache = this.#cache;
-    for (const entry of view.entries) cache.hold(entry);
+    for (const entry of entries) cache.hold(entry);
     try {
       if (pending.length > 0) await Promise.all(pending);
       if (this.#closed) throw new ClosedError();
@@ -248,7 +267,7 @@ export class Discovery {
       this.#used(view);
       return read(view);
     } finally {
-      for (const entry of view.entries) cache.release(entry);
+      for (const entry of entries) cache.release(entry);
     }
   }
 
@@ -284,13 +303,16 @@ export class Discovery {
     const view = this.#viewOf(host, 'watch()');
     const cache = this.#cache;
     for (const entry of view.entries) cache.hold(entry);
-    (view.watchers ??= new Set()).add(listener);
+    let watchers = this.#watchers.get(view);
+    if (watchers === undefined) this.#watchers.set(view, (watchers = new Set()));
+    watchers.add(listener);
     let watching = true;
     return () => {
       if (!watching) return;
       watching = false;
-      view.watchers?.delete(listener);
-      if (view.watchers?.size === 0) view.watchers = undefined;
+      const now = this.#watchers.get(view);
+      now?.delete(listener);
+      if (now?.size === 0) this.#watchers.delete(view);
       for (const entry of view.entries) cache.release(entry);
     };
   }
@@ -308,7 +330,7 @@ export class Discovery {
         `Invalid argument to hasInstance(): got ${describeValue(key)}; expected an instance key such as "10.0.1.5:8080"`,
       );
     }
-    return this.#live.has(key);
+    return (this.#live ??= this.#indexLive()).has(key);
   }
 
   /**
@@ -379,10 +401,11 @@ export class Discovery {
     this.#cache.close();
     for (const view of this.#views.values()) view.balancer.close?.();
     this.#views.clear();
+    this.#watchers.clear();
     // The balancers have left the tracker: the health state of every instance can go.
-    this.#health.forget([...this.#live.keys()]);
+    if (this.#live !== undefined) this.#health.forget([...this.#live.keys()]);
     this.#health.close();
-    this.#live.clear();
+    this.#live = undefined;
     this.#aliasUses.clear();
     this.#listeners.clear();
     this.#errorListeners.clear();
@@ -397,7 +420,7 @@ export class Discovery {
 
   #aliasUsed(view: View): void {
     const alias = view.alias!;
-    const second = view.entries[1];
+    const second = view.secondary;
     if (second !== undefined) second.used = true;
     this.#aliasUses.set(alias.from, (this.#aliasUses.get(alias.from) ?? 0) + 1);
     if (aliasChannel.hasSubscribers) {
@@ -458,15 +481,17 @@ export class Discovery {
 
   #rebuild(view: View): void {
     let instances: readonly Instance[];
-    const [first, second] = view.entries;
-    if (second === undefined) instances = first!.instances;
-    else if (view.alias?.mode === 'fallback') instances = first!.instances.length > 0 ? first!.instances : second.instances;
-    else instances = union(first!.instances, second.instances);
+    const first = view.primary;
+    const second = view.secondary;
+    if (second === undefined) instances = first.instances;
+    else if (view.alias?.mode === 'fallback') instances = first.instances.length > 0 ? first.instances : second.instances;
+    else instances = union(first.instances, second.instances);
     if (instances === view.instances) return;
     view.instances = instances;
     view.balancer.update(instances);
-    if (view.watchers !== undefined) {
-      for (const watcher of view.watchers) {
+    const watchers = this.#watchers.size === 0 ? undefined : this.#watchers.get(view);
+    if (watchers !== undefined) {
+      for (const watcher of watchers) {
         try {
           watcher(instances);
         } catch (error) {
@@ -492,19 +517,15 @@ export class Discovery {
       added = entry.instances.filter((i) => !before.has(instanceKey(i)));
       removed = previous.filter((i) => !after.has(instanceKey(i)));
     }
-    for (const i of added) {
-      const key = instanceKey(i);
-      this.#live.set(key, (this.#live.get(key) ?? 0) + 1);
-    }
+    const live = this.#live;
     const gone: string[] = [];
-    for (const i of removed) {
-      const key = instanceKey(i);
-      const count = (this.#live.get(key) ?? 1) - 1;
-      if (count > 0) this.#live.set(key, count);
-      else {
-        this.#live.delete(key);
-        gone.push(key);
-      }
+    if (live !== undefined) {
+      for (const i of added) live.add(i);
+      for (const i of removed) if (live.remove(i)) gone.push(instanceKey(i));
+    } else {
+      // Without the index, every instance that left: the tracker keeps the state of one that another
+      // name's balancer still has.
+      for (const i of removed) gone.push(instanceKey(i));
     }
     if (gone.length > 0) this.#health.forget(gone);
     // close() empties the cache: that is the end of watching, not a change to report.
@@ -525,9 +546,17 @@ export class Discovery {
     entry.views = undefined;
     for (const view of held === undefined ? [] : held instanceof View ? [held] : held) {
       this.#views.delete(view.host);
+      this.#watchers.delete(view);
       view.balancer.close?.();
       for (const other of view.entries) if (other !== entry) removeView(other, view);
     }
+  }
+
+  /** The index of the instances served, from every cache entry (see {@link #live}). */
+  #indexLive(): LiveInstances {
+    const live = new LiveInstances();
+    for (const entry of this.#cache.entries()) for (const instance of entry.instances) live.add(instance);
+    return live;
   }
 
   #emptyError(view: View): SignpostError {

@@ -9,6 +9,9 @@ import { allowed, anyNotExcluded, keysOf } from './exclude.ts';
 
 const panicChannel = channels.balancerPanic;
 
+const PANIC = 1;
+const CLOSED = 2;
+
 /**
  * The part of a balancer that leaves out ejected instances, as a base class so a service's
  * balancer is one object (a name in the cache costs as little heap as it can). Tracked by the
@@ -20,8 +23,8 @@ export abstract class OutlierFilter implements HealthMember {
   instances: readonly Instance[] = [];
   readonly #health: HealthTracker | undefined;
   readonly #name: string;
-  #panic = false;
-  #closed = false;
+  /** In panic mode (PANIC), closed (CLOSED): one field for both, since every name has a balancer. */
+  #bits = 0;
 
   constructor(health: HealthTracker | undefined, name = '') {
     this.#health = health;
@@ -40,10 +43,10 @@ export abstract class OutlierFilter implements HealthMember {
     const health = this.#health;
     if (instances !== this.instances) {
       this.instances = instances;
-      if (health !== undefined && !this.#closed) health.track(this);
+      if (health !== undefined && (this.#bits & CLOSED) === 0) health.track(this);
     }
     if (health === undefined || !health.anyEjected) {
-      this.#panic = false;
+      this.#bits &= ~PANIC;
       return instances;
     }
     let ejected = 0;
@@ -54,28 +57,28 @@ export abstract class OutlierFilter implements HealthMember {
       if (gone) ejected++;
     }
     if (ejected === 0) {
-      this.#panic = false;
+      this.#bits &= ~PANIC;
       return instances;
     }
     const usable = instances.length - ejected;
     const panic = usable * 100 < instances.length * health.panicThreshold;
-    if (panic && !this.#panic && panicChannel.hasSubscribers) {
+    if (panic && (this.#bits & PANIC) === 0 && panicChannel.hasSubscribers) {
       panicChannel.publish({ name: this.#name, usable, total: instances.length } satisfies PanicMessage);
     }
-    this.#panic = panic;
+    this.#bits = panic ? this.#bits | PANIC : this.#bits & ~PANIC;
     if (panic) return instances;
     return instances.filter((_, i) => !out[i]);
   }
 
   /** Whether `close` ran: `update` then changes nothing. */
   protected get closed(): boolean {
-    return this.#closed;
+    return (this.#bits & CLOSED) !== 0;
   }
 
   /** Leaves the tracker: no more rebuilds. Returns false when it had already (close is idempotent). */
   protected leave(): boolean {
-    if (this.#closed) return false;
-    this.#closed = true;
+    if ((this.#bits & CLOSED) !== 0) return false;
+    this.#bits |= CLOSED;
     this.#health?.untrack(this);
     return true;
   }
