@@ -251,6 +251,34 @@ async function latency(config: ChildConfig): Promise<Record<string, RoundStats[]
   return results;
 }
 
+/**
+ * `--only cold`: the cold resolve (A) against c-ares `resolve4` alone, as the latency part runs
+ * them (same names in a round, 10 warm-up calls each, the order flipped every round).
+ */
+async function cold(config: ChildConfig): Promise<Record<string, RoundStats[]>> {
+  const { sizes } = config;
+  // The latency part's rule for these names (its other rules need the Cloud Map stand-in).
+  const discovery = new Discovery({ namespaces: { [ZONE_A]: { via: 'dns', family: 4, port: 8080 } }, dns: { servers: [config.dnsServer] } });
+  const resolver = caresResolver(config.dnsServer);
+  await discovery.resolve(API_NAME);
+  const warmup = 10;
+  const base = (round: number): number => round * (sizes.coldSamples + warmup);
+  const run = async (round: number, op: (i: number) => Promise<unknown>): Promise<RoundStats> => {
+    for (let i = 0; i < warmup; i++) keep(await op(base(round) + i));
+    return measureEach((i) => op(base(round) + warmup + i), sizes.coldSamples);
+  };
+  const scenarios: Scenario[] = [
+    { name: 'cares-resolve4', run: (r) => run(r, (i) => resolver.resolve4(`c${i}.${ZONE_A}`)) },
+    { name: 'signpost-resolve-cold-A', run: (r) => run(r, (i) => discovery.resolve(`c${i}.${ZONE_A}`)) },
+  ];
+  const results: Record<string, RoundStats[]> = {};
+  for (let round = 0; round < sizes.rounds; round++) {
+    for (const scenario of rotate(scenarios, round)) (results[scenario.name] ??= []).push(await scenario.run(round));
+  }
+  await discovery.close();
+  return results;
+}
+
 // ---------------------------------------------------------------- scale
 
 async function scale(config: ChildConfig): Promise<Record<string, RoundStats[]>> {
@@ -533,6 +561,9 @@ process.on('message', (message: ParentMessage) => {
     switch (config.part) {
       case 'latency':
         data = await latency(config);
+        break;
+      case 'cold':
+        data = await cold(config);
         break;
       case 'scale':
         data = await scale(config);

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { Bind9 } from '../test/fixtures/bind9.ts';
 import { FakeCloudMap } from '../test/fixtures/cloud-map.ts';
 import { FLEET_FULL, FLEET_QUICK, plotSvg, renderFleet, runFleet } from './fleet.ts';
-import type { RoundStats } from './measure.ts';
+import { median, type RoundStats } from './measure.ts';
 import type { CacheResults } from './cache.ts';
 import type { LookupResults } from './lookup.ts';
 import { buildResults, renderSvg, renderTable, type Raw } from './report.ts';
@@ -38,19 +38,21 @@ const root = resolve(here, '..');
 function parseArgs(argv: string[]): {
   quick: boolean;
   out: string;
-  only: 'throughput' | 'fleet' | 'requests' | 'cache' | undefined;
+  only: 'throughput' | 'fleet' | 'requests' | 'cache' | 'cold' | undefined;
   rounds: number | undefined;
   healthChecks: boolean;
   startAtOnce: boolean;
   newNames: boolean;
+  cpuProf: boolean;
 } {
   let quick = false;
   let out = here;
-  let only: 'throughput' | 'fleet' | 'requests' | 'cache' | undefined;
+  let only: 'throughput' | 'fleet' | 'requests' | 'cache' | 'cold' | undefined;
   let healthChecks = false;
   let startAtOnce = false;
   let newNames = false;
   let rounds: number | undefined;
+  let cpuProf = false;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '--quick') quick = true;
@@ -58,8 +60,8 @@ function parseArgs(argv: string[]): {
     else if (arg.startsWith('--out=')) out = resolve(arg.slice('--out='.length));
     else if (arg === '--only' || arg.startsWith('--only=')) {
       const part = arg === '--only' ? argv[++i] : arg.slice('--only='.length);
-      if (part !== 'throughput' && part !== 'fleet' && part !== 'requests' && part !== 'cache') {
-        throw new Error(`--only ${part}: only 'throughput', 'fleet', 'requests' or 'cache' can run alone`);
+      if (part !== 'throughput' && part !== 'fleet' && part !== 'requests' && part !== 'cache' && part !== 'cold') {
+        throw new Error(`--only ${part}: only 'throughput', 'fleet', 'requests', 'cache' or 'cold' can run alone`);
       }
       only = part;
     } else if (arg === '--health-checks') {
@@ -68,12 +70,14 @@ function parseArgs(argv: string[]): {
       startAtOnce = true;
     } else if (arg === '--new-names') {
       newNames = true;
+    } else if (arg === '--cpu-prof') {
+      cpuProf = true;
     } else if (arg === '--rounds' || arg.startsWith('--rounds=')) {
       rounds = Number(arg === '--rounds' ? argv[++i] : arg.slice('--rounds='.length));
       if (!Number.isInteger(rounds) || rounds < 1) throw new Error('--rounds needs a positive integer');
-    } else throw new Error(`unknown argument ${arg}: use --quick, --out DIR, --only throughput|fleet|requests|cache, --rounds N, --health-checks, --start-at-once and/or --new-names`);
+    } else throw new Error(`unknown argument ${arg}: use --quick, --out DIR, --only throughput|fleet|requests|cache|cold, --rounds N, --cpu-prof (with --only cold), --health-checks, --start-at-once and/or --new-names`);
   }
-  return { quick, out, only, rounds, healthChecks, startAtOnce, newNames };
+  return { quick, out, only, rounds, healthChecks, startAtOnce, newNames, cpuProf };
 }
 
 function version(path: string): string {
@@ -120,9 +124,10 @@ async function runChild(
   config: ChildConfig,
   onMark: (label: string) => Promise<void> | void = () => {},
   script = 'client.ts',
+  execArgv: readonly string[] = [],
 ): Promise<unknown> {
   const child: ChildProcess = fork(join(here, script), [], {
-    execArgv: ['--expose-gc'],
+    execArgv: ['--expose-gc', ...execArgv],
     env: { ...process.env, ECS_CONTAINER_METADATA_URI_V4: '', SIGNPOST_ZONE: '', SIGNPOST_STATIC: '' },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
@@ -152,12 +157,13 @@ function unwrap<T>(value: unknown): T {
 }
 
 async function main(): Promise<void> {
-  const { quick, out, only, rounds, healthChecks, startAtOnce, newNames } = parseArgs(process.argv.slice(2));
+  const { quick, out, only, rounds, healthChecks, startAtOnce, newNames, cpuProf } = parseArgs(process.argv.slice(2));
   const sizes = { ...(quick ? QUICK : FULL), ...(rounds === undefined ? {} : { rounds }) };
   if (only === 'throughput') return throughputOnly(sizes);
   if (only === 'fleet') return fleetOnly(quick, out, healthChecks, startAtOnce, newNames);
   if (only === 'requests') return requestsOnly(sizes, out);
   if (only === 'cache') return cacheOnly(sizes);
+  if (only === 'cold') return coldOnly(sizes, cpuProf ? out : undefined);
   const started = Date.now();
   const coldNames = sizes.rounds * (sizes.coldSamples + 10);
   const heapMax = Math.max(...sizes.heapNames) + 1;
@@ -291,6 +297,31 @@ async function cacheOnly(sizes: typeof FULL): Promise<void> {
   try {
     const config = { sizes, dnsServer: bind9.server, cloudMapEndpoint: '', coldNames: 0, part: 'cache' as const };
     process.stdout.write(renderCache(unwrap<CacheResults>(await runChild(config, undefined, 'cache.ts'))));
+  } finally {
+    await bind9.close();
+  }
+}
+
+/**
+ * `--only cold [--rounds N] [--cpu-prof]`: the cold resolve (A) against c-ares `resolve4` alone,
+ * on bind9, printed per round with the ratio of the p50s (the goal's reading). With `--cpu-prof`
+ * the measuring child writes a V8 CPU profile to the --out directory. Writes no results.json.
+ */
+async function coldOnly(sizes: typeof FULL, profileDir: string | undefined): Promise<void> {
+  const coldNames = sizes.rounds * (sizes.coldSamples + 10);
+  say(`cold only: ${sizes.rounds} rounds of ${sizes.coldSamples}, starting bind9 (${coldNames} names)`);
+  const bind9 = await Bind9.start({ zones: zones(sizes, coldNames, 0), querylog: false });
+  try {
+    const config = { sizes, dnsServer: bind9.server, cloudMapEndpoint: '', coldNames, part: 'cold' as const };
+    const prof = profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`];
+    const results = unwrap<Record<string, RoundStats[]>>(await runChild(config, undefined, 'client.ts', prof));
+    const ours = results['signpost-resolve-cold-A'] ?? [];
+    const cares = results['cares-resolve4'] ?? [];
+    const us = (ns: number): string => `${(ns / 1000).toFixed(0)} µs`;
+    const lines = ours.map((s, i) => `round ${i + 1}: signpost ${us(s.p50)} vs c-ares ${us(cares[i]!.p50)}: ${(s.p50 / cares[i]!.p50).toFixed(2)}×`);
+    const middle = median(ours.map((s, i) => s.p50 / cares[i]!.p50));
+    process.stdout.write(`cold resolve (A) p50 / c-ares resolve4 p50\n${lines.join('\n')}\nmedian ${middle.toFixed(2)}× (goal ≤ 1.1×)\n`);
+    if (profileDir !== undefined) say(`CPU profile written to ${profileDir}`);
   } finally {
     await bind9.close();
   }

@@ -156,7 +156,7 @@ export function zones(sizes: Sizes, coldNames: number, heapNames: number): Recor
 
 /** What the orchestrator hands each measuring child. */
 export interface ChildConfig {
-  part: 'latency' | 'scale' | 'heap' | 'registry' | 'throughput' | 'cache' | 'lookup';
+  part: 'latency' | 'cold' | 'scale' | 'heap' | 'registry' | 'throughput' | 'cache' | 'lookup';
   sizes: Sizes;
   dnsServer: string;
   cloudMapEndpoint: string;
