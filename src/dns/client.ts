@@ -15,6 +15,7 @@ import { normalizeName } from '../routing.ts';
 import { checkDuration, checkHostname, checkInteger, checkKeys, checkObject, checkString, invalid } from '../validate.ts';
 import { MAX_NDOTS, RESOLV_CONF_PATH, readResolvConf } from './resolv-conf.ts';
 import { ServerSet } from './servers.ts';
+import { UdpSockets } from './udp.ts';
 import {
   type DnsServer,
   EDE_STALE_ANSWER,
@@ -233,6 +234,8 @@ export class DnsClient {
   readonly #closing = new AbortController();
   /** Servers that answered FORMERR to EDNS0 and then answered without it. */
   readonly #noEdns = new Set<DnsServer>();
+  /** The UDP sockets every query of this client shares, a few queries each (`udp.ts`). */
+  readonly #sockets = new UdpSockets();
   #inflight = 0;
   readonly #waiting: Array<{ resolve: () => void }> = [];
 
@@ -491,6 +494,7 @@ export class DnsClient {
       closing: this.#closing.signal,
       randomizeCase: this.settings.randomizeCase,
       edns: !this.#noEdns.has(server),
+      sockets: this.#sockets,
       onIgnored: (from: DnsServer, reason: string) => {
         if (ignoredResponseChannel.hasSubscribers) {
           ignoredResponseChannel.publish({ name: question.name, type: question.type, server: from.label, reason });
@@ -540,7 +544,14 @@ export class DnsClient {
   /** Cancels every query in flight and releases every socket and timer. Idempotent. */
   close(): void {
     if (this.closed) return;
+    // Every query in flight settles first (and leaves its socket), then the sockets close.
     this.#closing.abort(new ClosedError());
+    this.#sockets.close();
+  }
+
+  /** UDP sockets open now (queries in flight, or kept idle for the next ones), for tests. */
+  get openSockets(): number {
+    return this.#sockets.open;
   }
 
   #checkUsable(name: string, type: string): void {

@@ -1,17 +1,19 @@
 /**
  * One DNS exchange with one server over the wire (RFC 1035), hardened against off-path spoofing
- * and hostile servers: a random ID and a fresh socket (so a fresh source port) per try, a
- * connected UDP socket, answers checked for ID, QR bit and the exact question (with 0x20 case
- * randomization when asked for), garbage ignored rather than fatal, EDNS0 with a 1,232-byte
- * buffer, TCP when the answer is truncated, bounded sizes and record counts.
+ * and hostile servers: a random ID per try, never that of another query in flight on the same
+ * socket, on a connected UDP socket shared with the client's other queries to that server and
+ * replaced every few queries, so the source port keeps changing (`udp.ts`); answers checked for
+ * source, ID, QR bit and the exact question (with 0x20 case randomization when asked for),
+ * garbage ignored rather than fatal, EDNS0 with a 1,232-byte buffer, TCP (a connection and an ID
+ * of its own) when the answer is truncated, bounded sizes and record counts.
  *
  * Server order, retries and failure memory live in `servers.ts` and `client.ts`.
  */
 import { getRandomValues, randomInt } from 'node:crypto';
-import { createSocket, type Socket, type SocketOptions } from 'node:dgram';
 import { connect } from 'node:net';
 import dnsPacket from 'dns-packet';
 import { normalizeName } from '../routing.ts';
+import type { UdpLease, UdpSockets } from './udp.ts';
 
 /** A server to query. */
 export interface DnsServer {
@@ -112,6 +114,8 @@ export interface ExchangeOptions {
   readonly edns: boolean;
   /** Told about every packet that was not accepted, and why (for diagnostics). */
   readonly onIgnored?: ((server: DnsServer, reason: string) => void) | undefined;
+  /** The client's UDP sockets, shared by its queries (`udp.ts`). */
+  readonly sockets: UdpSockets;
 }
 
 /** The wire form of a question (name, type, class IN), case randomized if asked; undefined if not encodable. */
@@ -278,10 +282,15 @@ export async function exchange(server: DnsServer, question: WireQuestion, option
   if (encoded === undefined) {
     throw new ExchangeError('network', server, `${question.name} cannot be asked: not a valid DNS name or type`);
   }
-  const id = randomInt(0, 0x1_0000);
-  const query = encodeQuery(id, encoded, options.edns);
-  const udp = await exchangeUdp(server, query, id, encoded, options);
-  const response = udp === 'truncated' ? await exchangeTcp(server, query, id, encoded, options) : udp;
+  const udp = await exchangeUdp(server, encoded, options);
+  let response: WireResponse;
+  if (udp === 'truncated') {
+    // A connection of its own, and an ID of its own.
+    const id = randomInt(0, 0x1_0000);
+    response = await exchangeTcp(server, encodeQuery(id, encoded, options.edns), id, encoded, options);
+  } else {
+    response = udp;
+  }
   if (response.rcode === 'NOERROR' || response.rcode === 'NXDOMAIN') return response;
   const why = response.ede.map((code) => `EDE ${code}${EDE_NAMES[code] ? `: ${EDE_NAMES[code]}` : ''}`).join(', ');
   throw new ExchangeError('rcode', server, `answered ${response.rcode}${why ? ` (${why})` : ''}`, { rcode: response.rcode });
@@ -325,25 +334,8 @@ function settleOnce<T>(
   });
 }
 
-function closeSocket(socket: Socket): void {
-  try {
-    socket.close();
-  } catch {
-    // Already closed.
-  }
-}
-
-/** dgram resolves the address it connects to through `dns.lookup`; ours are IP literals already. */
-const literalLookup: SocketOptions['lookup'] = (address, _options, callback) => {
-  (callback as (error: null, address: string, family: number) => void)(null, address, address.includes(':') ? 6 : 4);
-};
-const UDP4: SocketOptions = { type: 'udp4', lookup: literalLookup };
-const UDP6: SocketOptions = { type: 'udp6', lookup: literalLookup };
-
 function exchangeUdp(
   server: DnsServer,
-  query: Buffer,
-  id: number,
   question: Buffer,
   options: ExchangeOptions,
 ): Promise<WireResponse | 'truncated'> {
@@ -358,39 +350,35 @@ function exchangeUdp(
         `no answer within ${options.timeout} ms${ignored ? ` (ignored packets: ${ignored})` : ''}`,
       ),
     (settle) => {
-      const socket = createSocket(server.family === 6 ? UDP6 : UDP4);
-      socket.on('error', (error) =>
-        settle(new ExchangeError('network', server, (error as NodeJS.ErrnoException).code ?? error.message, { cause: error })),
-      );
-      socket.on('message', (message, remote) => {
-        // The socket is connected, so the kernel already drops other sources; this is a second check.
-        if (remote.port !== server.port || remote.address !== server.address) {
-          ignored = 'reply from another port';
-          options.onIgnored?.(server, ignored);
-          return;
-        }
-        const verdict = judge(message, id, question, options, server, false);
-        if (verdict.kind === 'ignore') {
-          ignored = verdict.reason;
-          options.onIgnored?.(server, verdict.reason);
-          return;
-        }
-        settle(undefined, verdict.kind === 'truncated' ? 'truncated' : verdict.response);
-      });
-      // With an IP-literal lookup, bind and connect happen synchronously inside connect(), so
-      // the query goes out at once rather than a tick later.
-      socket.connect(server.port, server.address);
-      socket.send(query, (error) => {
-        if (error) settle(new ExchangeError('network', server, (error as NodeJS.ErrnoException).code ?? error.message, { cause: error }));
-      });
-      return () => {
-        socket.removeAllListeners('message');
-        // An error after close (ICMP arriving late) must not become an uncaught exception.
-        socket.removeAllListeners('error');
-        socket.on('error', () => {});
-        // Closed once the answer's callers have run: closing is not on the answer's path.
-        setImmediate(closeSocket, socket);
+      const networkError = (error: Error): ExchangeError =>
+        new ExchangeError('network', server, (error as NodeJS.ErrnoException).code ?? error.message, { cause: error });
+      const ignore = (reason: string): void => {
+        ignored = reason;
+        options.onIgnored?.(server, reason);
       };
+      let lease: UdpLease;
+      try {
+        lease = options.sockets.lease(server, {
+          onError: (error) => settle(networkError(error)),
+          onMessage: (message, remote) => {
+            // The socket is connected, so the kernel already drops other sources; this is a second check.
+            if (remote.port !== server.port || remote.address !== server.address) return ignore('reply from another port');
+            // Every check of a socket of its own: the ID (the socket routes by it; checked again
+            // here), the QR bit and the question.
+            const verdict = judge(message, lease.id, question, options, server, false);
+            if (verdict.kind === 'ignore') return ignore(verdict.reason);
+            settle(undefined, verdict.kind === 'truncated' ? 'truncated' : verdict.response);
+          },
+        });
+      } catch (error) {
+        settle(networkError(error as Error));
+        return () => {};
+      }
+      lease.send(encodeQuery(lease.id, question, options.edns), (error) => {
+        if (error) settle(networkError(error));
+      });
+      // The socket stays with the client for the next queries; this one's place on it ends.
+      return () => lease.release();
     },
   );
 }

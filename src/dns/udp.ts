@@ -1,0 +1,218 @@
+/**
+ * The UDP sockets of one DNS client, shared by its queries the way c-ares shares them: creating,
+ * binding, connecting and closing a socket per query cost more than the rest of a cold lookup
+ * on loopback. The hardening of a socket per query is kept as far as sharing allows:
+ *
+ * - one connected socket per server (the kernel drops datagrams from any other address or port),
+ *   used for at most {@link UDP_MAX_QUERIES} queries and then replaced by a fresh one, so the
+ *   source port still changes every few queries (c-ares' `udp_max_queries`);
+ * - every query on a socket gets a random ID that no other query in flight on that socket has,
+ *   and a reply goes only to the query whose ID it carries, which still checks the source, the
+ *   ID, the QR bit and the question itself (`wire.ts`): a forged reply with a pending query's ID
+ *   but another question is ignored by that query, and settles no other one;
+ * - a reply carrying no pending query's ID goes to the oldest query in flight, which rejects and
+ *   reports it as it did with a socket of its own; with nothing in flight it is dropped;
+ * - a socket error fails only the queries in flight on that socket, which is then retired;
+ * - a socket with nothing in flight is unreferenced (an idle process can exit) and closed after
+ *   {@link UDP_IDLE_MS}; {@link UdpSockets.close} closes every socket at once.
+ */
+import { randomInt } from 'node:crypto';
+import { createSocket, type RemoteInfo, type Socket, type SocketOptions } from 'node:dgram';
+
+/** Queries one UDP socket carries before a fresh one (a fresh source port) replaces it. */
+export const UDP_MAX_QUERIES = 16;
+/** How long a socket with no query in flight is kept for the next one, in milliseconds. */
+export const UDP_IDLE_MS = 1000;
+
+/** Where a socket sends to: the fields of a DnsServer it needs. */
+export interface UdpTarget {
+  readonly address: string;
+  readonly port: number;
+  readonly family: 4 | 6;
+}
+
+/** One query's side of a shared socket. */
+export interface UdpReceiver {
+  /** A datagram for this query (its ID, or no pending query's ID): to be judged in full. */
+  onMessage(message: Buffer, remote: RemoteInfo): void;
+  /** The socket failed: this query is over. */
+  onError(error: Error): void;
+}
+
+/** A query's place on a socket: its ID, its send, and its release (exactly once, when it ends). */
+export interface UdpLease {
+  readonly id: number;
+  send(query: Buffer, callback: (error: Error | null) => void): void;
+  release(): void;
+}
+
+/** dgram resolves the address it connects to through `dns.lookup`; ours are IP literals already. */
+const literalLookup: SocketOptions['lookup'] = (address, _options, callback) => {
+  (callback as (error: null, address: string, family: number) => void)(null, address, address.includes(':') ? 6 : 4);
+};
+const UDP4: SocketOptions = { type: 'udp4', lookup: literalLookup };
+const UDP6: SocketOptions = { type: 'udp6', lookup: literalLookup };
+
+class SharedSocket {
+  readonly socket: Socket;
+  readonly key: string;
+  /** Queries in flight by ID, oldest first (a Map keeps insertion order). */
+  readonly pending = new Map<number, UdpReceiver>();
+  /** Queries this socket was given so far, in flight or done. */
+  used = 0;
+  /** Takes no new query (used up, failed, or its client closed); closes once nothing is in flight. */
+  retired = false;
+  closed = false;
+  idleTimer: NodeJS.Timeout | undefined;
+
+  constructor(target: UdpTarget, key: string, onError: (shared: SharedSocket, error: Error) => void) {
+    this.key = key;
+    this.socket = createSocket(target.family === 6 ? UDP6 : UDP4);
+    this.socket.on('error', (error) => onError(this, error));
+    this.socket.on('message', (message, remote) => {
+      if (this.pending.size === 0) return; // a late answer to a query that already ended
+      const id = message.length >= 2 ? message.readUInt16BE(0) : -1;
+      // No pending query's ID: the oldest one judges it (and reports it as ignored).
+      const receiver = this.pending.get(id) ?? this.pending.values().next().value!;
+      receiver.onMessage(message, remote);
+    });
+    // With an IP-literal lookup, bind and connect happen synchronously inside connect(), so the
+    // first query goes out at once rather than a tick later.
+    this.socket.connect(target.port, target.address);
+  }
+
+  /** A random ID no query in flight on this socket has (at most UDP_MAX_QUERIES are). */
+  freeId(): number {
+    let id: number;
+    do id = randomInt(0, 0x1_0000);
+    while (this.pending.has(id));
+    return id;
+  }
+
+  close(now: boolean): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.retired = true;
+    if (this.idleTimer !== undefined) clearTimeout(this.idleTimer);
+    const { socket } = this;
+    socket.removeAllListeners('message');
+    // An error after close (ICMP arriving late) must not become an uncaught exception.
+    socket.removeAllListeners('error');
+    socket.on('error', () => {});
+    if (now) closeSocket(socket);
+    // Closed once the answer's callers have run: closing is not on the answer's path.
+    else setImmediate(closeSocket, socket);
+  }
+}
+
+function closeSocket(socket: Socket): void {
+  try {
+    socket.close();
+  } catch {
+    // Already closed.
+  }
+}
+
+/** The UDP sockets of one DNS client (see the top of this file). */
+export class UdpSockets {
+  readonly #maxQueries: number;
+  readonly #idleMs: number;
+  /** The socket that takes the next query to each server. */
+  readonly #current = new Map<string, SharedSocket>();
+  /** Every socket not closed yet: current ones, and retired ones waiting for their last answer. */
+  readonly #open = new Set<SharedSocket>();
+  #closed = false;
+
+  constructor(options: { readonly maxQueries?: number; readonly idleMs?: number } = {}) {
+    this.#maxQueries = options.maxQueries ?? UDP_MAX_QUERIES;
+    this.#idleMs = options.idleMs ?? UDP_IDLE_MS;
+  }
+
+  /** Sockets open now (in flight or idle), for tests. */
+  get open(): number {
+    return this.#open.size;
+  }
+
+  /**
+   * Gives a query to `target` a socket and an ID: the current socket while it has queries left,
+   * else a fresh one. Throws once {@link close} was called.
+   */
+  lease(target: UdpTarget, receiver: UdpReceiver): UdpLease {
+    if (this.#closed) throw new Error('the DNS client is closed');
+    const key = `${target.address}|${target.port}`;
+    let shared = this.#current.get(key);
+    if (shared === undefined || shared.retired) {
+      shared = new SharedSocket(target, key, (failed, error) => this.#failed(failed, error));
+      this.#current.set(key, shared);
+      this.#open.add(shared);
+    }
+    if (shared.idleTimer !== undefined) {
+      clearTimeout(shared.idleTimer);
+      shared.idleTimer = undefined;
+      shared.socket.ref();
+    }
+    const id = shared.freeId();
+    shared.pending.set(id, receiver);
+    if (++shared.used >= this.#maxQueries) this.#retire(shared);
+    const socket = shared;
+    let released = false;
+    return {
+      id,
+      send: (query, callback) => {
+        socket.socket.send(query, (error) => {
+          // A send error may be the socket's (an ICMP error queued on it): no new query on it.
+          if (error) this.#retire(socket);
+          callback(error);
+        });
+      },
+      release: () => {
+        if (released) return;
+        released = true;
+        socket.pending.delete(id);
+        this.#settled(socket);
+      },
+    };
+  }
+
+  /** Closes every socket now; queries still in flight on them fail. Idempotent. */
+  close(): void {
+    this.#closed = true;
+    for (const shared of this.#open) {
+      shared.close(true);
+      const error = new Error('the DNS client is closed');
+      for (const receiver of [...shared.pending.values()]) receiver.onError(error);
+    }
+    this.#open.clear();
+    this.#current.clear();
+  }
+
+  #retire(shared: SharedSocket): void {
+    shared.retired = true;
+    if (this.#current.get(shared.key) === shared) this.#current.delete(shared.key);
+  }
+
+  /** A query on `shared` ended: close it if retired and empty, or let it idle. */
+  #settled(shared: SharedSocket): void {
+    if (shared.pending.size > 0 || shared.closed) return;
+    if (shared.retired) {
+      this.#open.delete(shared);
+      shared.close(false);
+      return;
+    }
+    // Idle: it no longer keeps the process alive, and closes unless a query comes soon.
+    shared.socket.unref();
+    shared.idleTimer = setTimeout(() => {
+      this.#retire(shared);
+      this.#settled(shared);
+    }, this.#idleMs);
+    shared.idleTimer.unref();
+  }
+
+  /** A socket error: the queries in flight on that socket fail (and release), no other. */
+  #failed(shared: SharedSocket, error: Error): void {
+    this.#retire(shared);
+    for (const receiver of [...shared.pending.values()]) receiver.onError(error);
+    // Nothing was in flight (an error while idle): close it now.
+    this.#settled(shared);
+  }
+}
