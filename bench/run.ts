@@ -313,7 +313,7 @@ async function coldOnly(sizes: typeof FULL, profileDir: string | undefined): Pro
   const bind9 = await Bind9.start({ zones: zones(sizes, coldNames, 0), querylog: false });
   try {
     const config = { sizes, dnsServer: bind9.server, cloudMapEndpoint: '', coldNames, part: 'cold' as const };
-    const prof = profileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profileDir}`];
+    const prof = profileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-interval=100', `--cpu-prof-dir=${profileDir}`];
     const results = unwrap<Record<string, RoundStats[]>>(await runChild(config, undefined, 'client.ts', prof));
     const ours = results['signpost-resolve-cold-A'] ?? [];
     const cares = results['cares-resolve4'] ?? [];
