@@ -69,14 +69,14 @@ export class DnsResolver implements Resolver {
     for (const record of found.records) {
       if (seen.has(record.address)) continue;
       seen.add(record.address);
-      instances.push({
-        id: record.address,
-        address: record.address,
-        ...(this.#port === undefined ? {} : { port: this.#port }),
-        weight: 1,
-        priority: 0,
-        attributes: NO_ATTRIBUTES,
-      });
+      const { address } = record;
+      // Two plain literals rather than a spread in the middle of one: V8 builds a spread-made
+      // object property by property, the slowest part of turning a cold answer into instances.
+      instances.push(
+        this.#port === undefined
+          ? { id: address, address, weight: 1, priority: 0, attributes: NO_ATTRIBUTES }
+          : { id: address, address, port: this.#port, weight: 1, priority: 0, attributes: NO_ATTRIBUTES },
+      );
     }
     const resolution: { -readonly [K in keyof Resolution]: Resolution[K] } = {
       instances,
