@@ -220,7 +220,7 @@ export class Discovery {
     }
     if (view.instances.length > 0) {
       this.#used(view);
-      return Promise.resolve(view.instances.slice());
+      return Promise.resolve(copyInstances(view));
     }
     return this.#whenReady(view, copyInstances);
   }
@@ -602,8 +602,12 @@ function removeView(entry: CacheEntry, view: View): void {
   }
 }
 
+/**
+ * A copy the caller may change. Spread, not slice(): the cache's arrays are frozen, and V8's
+ * slice() of a frozen array takes its generic path, ten times slower than copying by iteration.
+ */
 function copyInstances(view: View): Instance[] {
-  return view.instances.slice();
+  return [...view.instances];
 }
 
 function withZones(instances: readonly Instance[], zoneOf: (address: string) => string | undefined): Instance[] {
