@@ -76,11 +76,72 @@ function checkAddressOptions(value: unknown, path: string): asserts value is Add
   }
 }
 
+/** One IPv4 rule of the fast path: `address & mask === network`. */
+interface Ipv4Rule {
+  readonly network: number;
+  readonly mask: number;
+  readonly prefix: number;
+  /** The order of its verdict among rules of its length: at equal length the earlier wins. */
+  readonly rank: number;
+  readonly verdict: string;
+}
+
+interface Ipv4Rules {
+  /** NEVER's IPv4 ranges, checked first. */
+  readonly never: readonly Ipv4Rule[];
+  /** Longest prefix first; at equal length, the earlier rank first. */
+  readonly rules: readonly Ipv4Rule[];
+}
+
+/** `a.b.c.d` (checked by isIP) as an unsigned 32-bit number. */
+function ipv4Number(address: string): number {
+  let value = 0;
+  let part = 0;
+  for (let i = 0; i < address.length; i++) {
+    const c = address.charCodeAt(i);
+    if (c === 0x2e) {
+      value = value * 256 + part;
+      part = 0;
+    } else {
+      part = part * 10 + (c - 0x30);
+    }
+  }
+  return value * 256 + part;
+}
+
+function ipv4Mask(prefix: number): number {
+  return prefix === 0 ? 0 : (0xffff_ffff << (32 - prefix)) >>> 0;
+}
+
+/** `::ffff:0:0/96`, the IPv4-mapped IPv6 addresses. */
+const MAPPED = new BlockList();
+MAPPED.addSubnet('::ffff:0.0.0.0', 96, 'ipv6');
+
+/**
+ * Whether the IPv6 range `cidr` holds IPv4-mapped addresses: Node's BlockList judges an IPv4
+ * address against IPv6 rules as its mapped form. Ranges are aligned blocks, so a range of /96 or
+ * shorter that meets the mapped block holds all of it (and `::ffff:0.0.0.0`), and a longer one
+ * lies inside the /96 block of its own address.
+ */
+function coversMapped(cidr: string): boolean {
+  const slash = cidr.lastIndexOf('/');
+  const address = cidr.slice(0, slash);
+  const range = new BlockList();
+  range.addSubnet(address, Number(cidr.slice(slash + 1)), 'ipv6');
+  return range.check('::ffff:0.0.0.0', 'ipv6') || MAPPED.check(address, 'ipv6');
+}
+
 export class AddressPolicy {
   readonly #never = new BlockList();
   readonly #neverReasons: ReadonlyArray<readonly [BlockList, string]>;
   /** Longest prefix first: the verdict of the most specific rule (ALLOW, or why not). */
   readonly #verdict: (address: string) => string | undefined;
+  /**
+   * The same rules for IPv4 addresses as plain numbers, longest prefix first, so an answer's
+   * addresses are judged without BlockList's per-call parsing (a cold name pays it per address);
+   * undefined when an IPv6 rule reaches into IPv4-mapped space (then BlockList judges, as always).
+   */
+  readonly #ipv4: Ipv4Rules | undefined;
 
   constructor(options: AddressOptions = {}) {
     this.#neverReasons = NEVER.map(([network, bits, family, reason]) => {
@@ -96,6 +157,7 @@ export class AddressPolicy {
     for (const cidr of options.allow ?? []) rules[toCidr(cidr)!] ??= ALLOW;
     for (const [cidr, reason] of Object.entries(DEFAULT_DENY)) rules[cidr] ??= reason;
     this.#verdict = createSubnetMatcher(rules);
+    this.#ipv4 = ipv4Rules(rules);
   }
 
   /** Why `address` may not be an instance, or undefined when it may. */
@@ -103,6 +165,7 @@ export class AddressPolicy {
     if (typeof address !== 'string') return 'not an IP address';
     const version = isIP(address);
     if (version === 0) return 'not an IP address';
+    if (version === 4 && this.#ipv4 !== undefined) return this.#refuseIpv4(ipv4Number(address), this.#ipv4);
     if (address.includes('%')) return 'an IPv6 address with a zone id (it means something else on every host)';
     const family = version === 4 ? 'ipv4' : 'ipv6';
     if (this.#never.check(address, family)) {
@@ -111,6 +174,47 @@ export class AddressPolicy {
     const verdict = this.#verdict(address);
     return verdict === undefined || verdict === ALLOW ? undefined : verdict;
   }
+
+  /** {@link refuse} for an IPv4 address, the same verdicts as the BlockList path. */
+  #refuseIpv4(value: number, ipv4: Ipv4Rules): string | undefined {
+    for (const rule of ipv4.never) if (((value & rule.mask) >>> 0) === rule.network) return rule.verdict;
+    for (const rule of ipv4.rules) {
+      if (((value & rule.mask) >>> 0) === rule.network) return rule.verdict === ALLOW ? undefined : rule.verdict;
+    }
+    return undefined;
+  }
+}
+
+/**
+ * The IPv4 rules of `rules` (CIDR → verdict, in order of precedence), longest prefix first and
+ * at equal length in the order createSubnetMatcher gives them (the first rule of each verdict);
+ * undefined when an IPv6 rule could match an IPv4 address. NEVER's IPv6 ranges (`::`, `ff00::/8`)
+ * hold no IPv4-mapped address.
+ */
+function ipv4Rules(rules: Record<string, string>): Ipv4Rules | undefined {
+  const parse = (cidr: string, verdict: string, rank: number): Ipv4Rule => {
+    const slash = cidr.lastIndexOf('/');
+    const prefix = Number(cidr.slice(slash + 1));
+    const mask = ipv4Mask(prefix);
+    return { network: (ipv4Number(cidr.slice(0, slash)) & mask) >>> 0, mask, prefix, rank, verdict };
+  };
+  const ranks = new Map<string, number>();
+  const list: Ipv4Rule[] = [];
+  for (const [cidr, verdict] of Object.entries(rules)) {
+    const slash = cidr.lastIndexOf('/');
+    const family = isIP(cidr.slice(0, slash));
+    // createSubnetMatcher groups rules by length, family and verdict, in the order first seen.
+    const group = `${Number(cidr.slice(slash + 1))}/${family}/${verdict}`;
+    if (!ranks.has(group)) ranks.set(group, ranks.size);
+    if (family === 6) {
+      if (coversMapped(cidr)) return undefined;
+      continue;
+    }
+    list.push(parse(cidr, verdict, ranks.get(group)!));
+  }
+  list.sort((a, b) => b.prefix - a.prefix || a.rank - b.rank);
+  const never = NEVER.filter(([, , family]) => family === 'ipv4').map(([network, bits, , reason]) => parse(`${network}/${bits}`, reason, 0));
+  return { never, rules: list };
 }
 
 /** A valid port: an integer from 1 to 65,535, or none (the URL's port is used then). */
