@@ -63,6 +63,13 @@ class SharedSocket {
   /** Takes no new query (used up, failed, or its client closed); closes once nothing is in flight. */
   retired = false;
   closed = false;
+  /** When the last query in flight ended (ms, monotonic); read when the idle timer fires. */
+  idleSince = 0;
+  /**
+   * Unreferenced; armed when the socket first goes idle and left running while queries come and
+   * go (a timer per query would cost more than the socket reuse saves): when it fires it closes
+   * the socket if idle long enough, else it is armed again for the rest of the idle time.
+   */
   idleTimer: NodeJS.Timeout | undefined;
 
   constructor(target: UdpTarget, key: string, onError: (shared: SharedSocket, error: Error) => void) {
@@ -146,11 +153,8 @@ export class UdpSockets {
       this.#current.set(key, shared);
       this.#open.add(shared);
     }
-    if (shared.idleTimer !== undefined) {
-      clearTimeout(shared.idleTimer);
-      shared.idleTimer = undefined;
-      shared.socket.ref();
-    }
+    // An idle socket back in use keeps the process alive again while its query is in flight.
+    if (shared.pending.size === 0) shared.socket.ref();
     const id = shared.freeId();
     shared.pending.set(id, receiver);
     if (++shared.used >= this.#maxQueries) this.#retire(shared);
@@ -201,10 +205,24 @@ export class UdpSockets {
     }
     // Idle: it no longer keeps the process alive, and closes unless a query comes soon.
     shared.socket.unref();
+    shared.idleSince = performance.now();
+    if (shared.idleTimer === undefined) this.#armIdle(shared, this.#idleMs);
+  }
+
+  #armIdle(shared: SharedSocket, ms: number): void {
     shared.idleTimer = setTimeout(() => {
+      shared.idleTimer = undefined;
+      if (shared.closed) return;
+      // In use now: armed again when it next goes idle.
+      if (shared.pending.size > 0) return;
+      const left = shared.idleSince + this.#idleMs - performance.now();
+      if (left > 0) {
+        this.#armIdle(shared, left);
+        return;
+      }
       this.#retire(shared);
       this.#settled(shared);
-    }, this.#idleMs);
+    }, ms);
     shared.idleTimer.unref();
   }
 

@@ -70,8 +70,8 @@ export class DnsResolver implements Resolver {
       if (seen.has(record.address)) continue;
       seen.add(record.address);
       const { address } = record;
-      // Two plain literals rather than a spread in the middle of one: V8 builds a spread-made
-      // object property by property, the slowest part of turning a cold answer into instances.
+      // Two plain literals rather than a spread in the middle of one, which V8 builds property
+      // by property (every cold answer makes these objects).
       instances.push(
         this.#port === undefined
           ? { id: address, address, weight: 1, priority: 0, attributes: NO_ATTRIBUTES }

@@ -190,13 +190,18 @@ describe('socket lifetime', () => {
       held.socket.send(reply(dnsPacket.decode(message)), remote.port, remote.address);
     });
     const before = await quietHandles();
-    const sockets = new UdpSockets({ idleMs: 50 });
+    const sockets = new UdpSockets({ idleMs: 300 });
     try {
       await exchange(target(held), { name: 'idle.test', type: 'A' }, options(sockets));
       expect(sockets.open).toBe(1);
       // Kept for the next query, but unreferenced: not among the handles that keep a process up.
       expect(openHandles().UDPWrap ?? 0).toBe(before.UDPWrap ?? 0);
-      await new Promise((resolve) => setTimeout(resolve, 150));
+      // Used again within the idle time: the same socket, whose idle time starts over (the
+      // timer armed at the first idle finds it used since, and waits for the rest).
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      await exchange(target(held), { name: 'again.test', type: 'A' }, options(sockets));
+      expect(new Set(held.asked.map((q) => q.remote.port)).size).toBe(1);
+      for (let i = 0; i < 100 && sockets.open > 0; i++) await new Promise((resolve) => setTimeout(resolve, 20));
       expect(sockets.open).toBe(0);
     } finally {
       sockets.close();
