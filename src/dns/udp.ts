@@ -6,12 +6,16 @@
  * - one connected socket per server (the kernel drops datagrams from any other address or port),
  *   used for at most {@link UDP_MAX_QUERIES} queries and then replaced by a fresh one, so the
  *   source port still changes every few queries (c-ares' `udp_max_queries`);
- * - every query on a socket gets a random ID that no other query in flight on that socket has,
- *   and a reply goes only to the query whose ID it carries, which still checks the source, the
- *   ID, the QR bit and the question itself (`wire.ts`): a forged reply with a pending query's ID
- *   but another question is ignored by that query, and settles no other one;
- * - a reply carrying no pending query's ID goes to the oldest query in flight, which rejects and
- *   reports it as it did with a socket of its own; with nothing in flight it is dropped;
+ * - every query on a socket gets a random ID that no other query on that socket had (so a late
+ *   answer to an earlier query can never be taken for a later one), and a reply goes only to the
+ *   query whose ID it carries, which still checks the source, the ID, the QR bit and the
+ *   question itself (`wire.ts`): a forged reply with a pending query's ID but another question is
+ *   ignored by that query, and settles no other one;
+ * - a reply carrying the ID of a query that already ended is dropped, as the closed socket of
+ *   that query would have dropped it; one carrying no ID given on the socket goes to the oldest
+ *   query in flight, which rejects and reports it as it did with a socket of its own;
+ * - a socket that received a packet no query accepted takes no new query (someone may have
+ *   found its port): the next query gets a fresh socket;
  * - a socket error fails only the queries in flight on that socket, which is then retired;
  * - a socket with nothing in flight is unreferenced (an idle process can exit) and closed after
  *   {@link UDP_IDLE_MS}; {@link UdpSockets.close} closes every socket at once.
@@ -33,8 +37,11 @@ export interface UdpTarget {
 
 /** One query's side of a shared socket. */
 export interface UdpReceiver {
-  /** A datagram for this query (its ID, or no pending query's ID): to be judged in full. */
-  onMessage(message: Buffer, remote: RemoteInfo): void;
+  /**
+   * A datagram for this query (its ID, or an ID never given on the socket): to be judged in
+   * full. Returns false when it was not accepted.
+   */
+  onMessage(message: Buffer, remote: RemoteInfo): boolean;
   /** The socket failed: this query is over. */
   onError(error: Error): void;
 }
@@ -58,6 +65,8 @@ class SharedSocket {
   readonly key: string;
   /** Queries in flight by ID, oldest first (a Map keeps insertion order). */
   readonly pending = new Map<number, UdpReceiver>();
+  /** Every ID given on this socket, in flight or ended (at most UDP_MAX_QUERIES). */
+  readonly ids = new Set<number>();
   /** Queries this socket was given so far, in flight or done. */
   used = 0;
   /** Takes no new query (used up, failed, or its client closed); closes once nothing is in flight. */
@@ -72,27 +81,37 @@ class SharedSocket {
    */
   idleTimer: NodeJS.Timeout | undefined;
 
-  constructor(target: UdpTarget, key: string, onError: (shared: SharedSocket, error: Error) => void) {
+  constructor(
+    target: UdpTarget,
+    key: string,
+    onError: (shared: SharedSocket, error: Error) => void,
+    onRejected: (shared: SharedSocket) => void,
+  ) {
     this.key = key;
     this.socket = createSocket(target.family === 6 ? UDP6 : UDP4);
     this.socket.on('error', (error) => onError(this, error));
     this.socket.on('message', (message, remote) => {
-      if (this.pending.size === 0) return; // a late answer to a query that already ended
       const id = message.length >= 2 ? message.readUInt16BE(0) : -1;
-      // No pending query's ID: the oldest one judges it (and reports it as ignored).
-      const receiver = this.pending.get(id) ?? this.pending.values().next().value!;
-      receiver.onMessage(message, remote);
+      let receiver = this.pending.get(id);
+      if (receiver === undefined) {
+        // A late answer to a query that already ended: dropped, as its own closed socket would.
+        if (this.ids.has(id) || this.pending.size === 0) return;
+        // An ID never given here: the oldest query judges it (and reports it as ignored).
+        receiver = this.pending.values().next().value!;
+      }
+      if (!receiver.onMessage(message, remote)) onRejected(this);
     });
     // With an IP-literal lookup, bind and connect happen synchronously inside connect(), so the
     // first query goes out at once rather than a tick later.
     this.socket.connect(target.port, target.address);
   }
 
-  /** A random ID no query in flight on this socket has (at most UDP_MAX_QUERIES are). */
+  /** A random ID no query on this socket had (at most UDP_MAX_QUERIES do). */
   freeId(): number {
     let id: number;
     do id = randomInt(0, 0x1_0000);
-    while (this.pending.has(id));
+    while (this.ids.has(id));
+    this.ids.add(id);
     return id;
   }
 
@@ -149,7 +168,12 @@ export class UdpSockets {
     const key = `${target.address}|${target.port}`;
     let shared = this.#current.get(key);
     if (shared === undefined || shared.retired) {
-      shared = new SharedSocket(target, key, (failed, error) => this.#failed(failed, error));
+      shared = new SharedSocket(
+        target,
+        key,
+        (failed, error) => this.#failed(failed, error),
+        (suspect) => this.#retire(suspect),
+      );
       this.#current.set(key, shared);
       this.#open.add(shared);
     }

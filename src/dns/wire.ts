@@ -362,12 +362,19 @@ function exchangeUdp(
           onError: (error) => settle(networkError(error)),
           onMessage: (message, remote) => {
             // The socket is connected, so the kernel already drops other sources; this is a second check.
-            if (remote.port !== server.port || remote.address !== server.address) return ignore('reply from another port');
+            if (remote.port !== server.port || remote.address !== server.address) {
+              ignore('reply from another port');
+              return false;
+            }
             // Every check of a socket of its own: the ID (the socket routes by it; checked again
             // here), the QR bit and the question.
             const verdict = judge(message, lease.id, question, options, server, false);
-            if (verdict.kind === 'ignore') return ignore(verdict.reason);
+            if (verdict.kind === 'ignore') {
+              ignore(verdict.reason);
+              return false;
+            }
             settle(undefined, verdict.kind === 'truncated' ? 'truncated' : verdict.response);
+            return true;
           },
         });
       } catch (error) {

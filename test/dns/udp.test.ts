@@ -1,8 +1,9 @@
 /**
  * The UDP sockets a DNS client shares between its queries (`src/dns/udp.ts`): answers never mix
  * between queries in flight on one socket, a forged reply carrying a pending query's ID but
- * another question settles nothing, a socket is replaced after its queries, a socket error fails
- * only the queries on that socket, and no socket outlives its client or keeps an idle process up.
+ * another question settles nothing, a late answer is never taken for a later query, a socket is
+ * replaced after its queries or after a packet no query accepted, a socket error fails only the
+ * queries on that socket, and no socket outlives its client or keeps an idle process up.
  */
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
@@ -137,6 +138,46 @@ describe('queries sharing a socket', () => {
     } finally {
       unsubscribe('signpost:dns:ignored-response', onIgnored);
     }
+  });
+});
+
+describe('late and rejected packets', () => {
+  test('a late answer to a query that timed out is dropped unreported, and never taken for a later query', async () => {
+    const ignored: unknown[] = [];
+    const onIgnored = (message: unknown): void => void ignored.push(message);
+    subscribe('signpost:dns:ignored-response', onIgnored);
+    const own = new DnsClient(dnsSettings({ servers: [held.server], timeout: 100, tries: 1 }));
+    try {
+      await expect(own.query('late.test', 'A')).rejects.toMatchObject({ code: 'SIGNPOST_ERR_RESOLVE' });
+      const later = own.query('late.test', 'A');
+      const [first, second] = await held.until(2);
+      // The same socket (nothing was rejected on it), a fresh ID.
+      expect(second!.remote.port).toBe(first!.remote.port);
+      expect(second!.query.id).not.toBe(first!.query.id);
+      // The first query's answer comes now, with an address the second must not get.
+      held.send(first!, reply(first!.query, { answers: [a('late.test', '6.6.6.6')] }));
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      held.send(second!, reply(second!.query, { answers: [a('late.test', '127.0.0.2')] }));
+      expect((await later).answers).toMatchObject([{ data: '127.0.0.2' }]);
+      expect(ignored).toEqual([]);
+    } finally {
+      unsubscribe('signpost:dns:ignored-response', onIgnored);
+      own.close();
+    }
+  });
+
+  test('a socket that received a packet no query accepted takes no new query', async () => {
+    const first = client.query('one.test', 'A');
+    const [one] = await held.until(1);
+    held.send(one!, reply(one!.query, { questions: [{ name: 'evil.test', type: 'A', class: 'IN' }], answers: [a('evil.test', '6.6.6.6')] }));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const second = client.query('two.test', 'A');
+    const [, two] = await held.until(2);
+    expect(two!.remote.port).not.toBe(one!.remote.port);
+    held.send(one!, reply(one!.query, { answers: [a('one.test', '127.0.0.1')] }));
+    held.send(two!, reply(two!.query, { answers: [a('two.test', '127.0.0.2')] }));
+    expect((await first).answers).toMatchObject([{ data: '127.0.0.1' }]);
+    expect((await second).answers).toMatchObject([{ data: '127.0.0.2' }]);
   });
 });
 
