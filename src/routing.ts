@@ -18,7 +18,12 @@ export function normalizeName(name: string): string {
   return lower.length > 1 && lower.endsWith('.') ? lower.slice(0, -1) : lower;
 }
 
+/** An IPv4 literal has only digits and dots; an IPv6 one has a colon. */
+const MAYBE_IP = /^[\d.]+$|:/;
+
 export function isIpLiteral(host: string): boolean {
+  // Host names (the usual case) are turned away before isIP's two long regular expressions.
+  if (!MAYBE_IP.test(host)) return false;
   return isIP(host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host) !== 0;
 }
 

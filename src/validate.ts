@@ -74,12 +74,15 @@ export function checkAddress(path: string, value: unknown): asserts value is str
   if (typeof value !== 'string' || isIP(value) === 0) throw invalid(path, value, 'an IPv4 or IPv6 address');
 }
 
-const LABEL = /^(?!-)[a-z0-9_-]{1,63}(?<!-)$/i;
+/**
+ * A DNS name (letters, digits, `-` and `_`, dot-separated), without a trailing dot: labels of 1
+ * to 63 characters that neither start nor end with `-`, checked in one pass (every cold name is).
+ */
+const HOSTNAME = /^(?!-)[a-z0-9_-]{1,63}(?<!-)(?:\.(?!-)[a-z0-9_-]{1,63}(?<!-))*$/i;
 
-/** A DNS name (letters, digits, `-` and `_`, dot-separated), without a trailing dot. */
 export function isHostname(value: string): boolean {
   if (value.length === 0 || value.length > 253) return false;
-  return value.split('.').every((label) => LABEL.test(label));
+  return HOSTNAME.test(value);
 }
 
 export function checkHostname(path: string, value: unknown): asserts value is string {
