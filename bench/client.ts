@@ -8,7 +8,7 @@ import { Agent, BalancedPool, interceptors, Pool, type Dispatcher } from 'undici
 import { DiscoverInstancesCommand, ServiceDiscoveryClient } from '@aws-sdk/client-servicediscovery';
 import { StandardRetryStrategy } from '@smithy/core/retry';
 import { Discovery } from '../dist/index.js';
-import { keep, measureAsync, measureEach, measureSync, rotate, sinkSeen, type RoundStats } from './measure.ts';
+import { keep, measureAsync, measureEach, measureSync, rotate, sinkSeen, summarize, type RoundStats } from './measure.ts';
 import {
   API_NAME,
   burstName,
@@ -253,7 +253,8 @@ async function latency(config: ChildConfig): Promise<Record<string, RoundStats[]
 
 /**
  * `--only cold`: the cold resolve (A) against c-ares `resolve4` alone, as the latency part runs
- * them (same names in a round, 10 warm-up calls each, the order flipped every round).
+ * them (same names in a round, 10 warm-up calls each, the order flipped every round); with
+ * `--interleaved`, one call of each in turn.
  */
 async function cold(config: ChildConfig): Promise<Record<string, RoundStats[]>> {
   const { sizes } = config;
@@ -273,6 +274,30 @@ async function cold(config: ChildConfig): Promise<Record<string, RoundStats[]>> 
   ];
   const results: Record<string, RoundStats[]> = {};
   for (let round = 0; round < sizes.rounds; round++) {
+    if (config.interleaved) {
+      // Call by call in turn, each pair on one name: a burst of load from elsewhere on a shared
+      // machine hits both alike, where 200 calls of one then 200 of the other can differ by 20 %.
+      const [first, second] = rotate(scenarios, round).map((s) => s.name === 'cares-resolve4');
+      const op = (cares: boolean | undefined, i: number): Promise<unknown> =>
+        cares ? resolver.resolve4(`c${i}.${ZONE_A}`) : discovery.resolve(`c${i}.${ZONE_A}`);
+      for (let i = 0; i < warmup; i++) {
+        keep(await op(first, base(round) + i));
+        keep(await op(second, base(round) + i));
+      }
+      const times: Record<string, number[]> = { 'cares-resolve4': [], 'signpost-resolve-cold-A': [] };
+      for (let i = 0; i < sizes.coldSamples; i++) {
+        for (const cares of [first, second]) {
+          const t0 = process.hrtime.bigint();
+          keep(await op(cares, base(round) + warmup + i));
+          times[cares ? 'cares-resolve4' : 'signpost-resolve-cold-A']!.push(Number(process.hrtime.bigint() - t0));
+        }
+      }
+      for (const [name, ns] of Object.entries(times)) {
+        const total = ns.reduce((a, b) => a + b, 0);
+        (results[name] ??= []).push(summarize(ns, ns.length, total));
+      }
+      continue;
+    }
     for (const scenario of rotate(scenarios, round)) (results[scenario.name] ??= []).push(await scenario.run(round));
   }
   await discovery.close();

@@ -50,7 +50,7 @@ export function spread(values: readonly number[]): Spread {
   return { median: median(values), min: Math.min(...values), max: Math.max(...values) };
 }
 
-function summarize(samplesNs: number[], totalOps: number, totalNs: number): RoundStats {
+export function summarize(samplesNs: number[], totalOps: number, totalNs: number): RoundStats {
   samplesNs.sort((a, b) => a - b);
   return {
     p50: percentile(samplesNs, 50),

@@ -44,6 +44,7 @@ function parseArgs(argv: string[]): {
   startAtOnce: boolean;
   newNames: boolean;
   cpuProf: boolean;
+  interleaved: boolean;
 } {
   let quick = false;
   let out = here;
@@ -53,6 +54,7 @@ function parseArgs(argv: string[]): {
   let newNames = false;
   let rounds: number | undefined;
   let cpuProf = false;
+  let interleaved = false;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '--quick') quick = true;
@@ -72,12 +74,14 @@ function parseArgs(argv: string[]): {
       newNames = true;
     } else if (arg === '--cpu-prof') {
       cpuProf = true;
+    } else if (arg === '--interleaved') {
+      interleaved = true;
     } else if (arg === '--rounds' || arg.startsWith('--rounds=')) {
       rounds = Number(arg === '--rounds' ? argv[++i] : arg.slice('--rounds='.length));
       if (!Number.isInteger(rounds) || rounds < 1) throw new Error('--rounds needs a positive integer');
-    } else throw new Error(`unknown argument ${arg}: use --quick, --out DIR, --only throughput|fleet|requests|cache|cold, --rounds N, --cpu-prof (with --only cold), --health-checks, --start-at-once and/or --new-names`);
+    } else throw new Error(`unknown argument ${arg}: use --quick, --out DIR, --only throughput|fleet|requests|cache|cold, --rounds N, --cpu-prof and --interleaved (with --only cold), --health-checks, --start-at-once and/or --new-names`);
   }
-  return { quick, out, only, rounds, healthChecks, startAtOnce, newNames, cpuProf };
+  return { quick, out, only, rounds, healthChecks, startAtOnce, newNames, cpuProf, interleaved };
 }
 
 function version(path: string): string {
@@ -157,13 +161,13 @@ function unwrap<T>(value: unknown): T {
 }
 
 async function main(): Promise<void> {
-  const { quick, out, only, rounds, healthChecks, startAtOnce, newNames, cpuProf } = parseArgs(process.argv.slice(2));
+  const { quick, out, only, rounds, healthChecks, startAtOnce, newNames, cpuProf, interleaved } = parseArgs(process.argv.slice(2));
   const sizes = { ...(quick ? QUICK : FULL), ...(rounds === undefined ? {} : { rounds }) };
   if (only === 'throughput') return throughputOnly(sizes);
   if (only === 'fleet') return fleetOnly(quick, out, healthChecks, startAtOnce, newNames);
   if (only === 'requests') return requestsOnly(sizes, out);
   if (only === 'cache') return cacheOnly(sizes);
-  if (only === 'cold') return coldOnly(sizes, cpuProf ? out : undefined);
+  if (only === 'cold') return coldOnly(sizes, cpuProf ? out : undefined, interleaved);
   const started = Date.now();
   const coldNames = sizes.rounds * (sizes.coldSamples + 10);
   const heapMax = Math.max(...sizes.heapNames) + 1;
@@ -303,16 +307,17 @@ async function cacheOnly(sizes: typeof FULL): Promise<void> {
 }
 
 /**
- * `--only cold [--rounds N] [--cpu-prof]`: the cold resolve (A) against c-ares `resolve4` alone,
- * on bind9, printed per round with the ratio of the p50s (the goal's reading). With `--cpu-prof`
+ * `--only cold [--rounds N] [--cpu-prof] [--interleaved]`: the cold resolve (A) against c-ares
+ * `resolve4` alone, on bind9, printed per round with the ratio of the p50s (the goal's reading;
+ * `--interleaved`: one call of each in turn, steadier on a busy machine). With `--cpu-prof`
  * the measuring child writes a V8 CPU profile to the --out directory. Writes no results.json.
  */
-async function coldOnly(sizes: typeof FULL, profileDir: string | undefined): Promise<void> {
+async function coldOnly(sizes: typeof FULL, profileDir: string | undefined, interleaved: boolean): Promise<void> {
   const coldNames = sizes.rounds * (sizes.coldSamples + 10);
   say(`cold only: ${sizes.rounds} rounds of ${sizes.coldSamples}, starting bind9 (${coldNames} names)`);
   const bind9 = await Bind9.start({ zones: zones(sizes, coldNames, 0), querylog: false });
   try {
-    const config = { sizes, dnsServer: bind9.server, cloudMapEndpoint: '', coldNames, part: 'cold' as const };
+    const config = { sizes, dnsServer: bind9.server, cloudMapEndpoint: '', coldNames, interleaved, part: 'cold' as const };
     const prof = profileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-interval=100', `--cpu-prof-dir=${profileDir}`];
     const results = unwrap<Record<string, RoundStats[]>>(await runChild(config, undefined, 'client.ts', prof));
     const ours = results['signpost-resolve-cold-A'] ?? [];

@@ -165,6 +165,8 @@ export interface ChildConfig {
   heapNames?: number;
   /** For throughput: the port of the three instances. */
   httpPort?: number;
+  /** For cold: one call of each client in turn rather than a block of each. */
+  interleaved?: boolean;
 }
 
 export type ChildMessage =
