@@ -155,8 +155,8 @@ describe('late and rejected packets', () => {
       expect(second!.remote.port).toBe(first!.remote.port);
       expect(second!.query.id).not.toBe(first!.query.id);
       // The first query's answer comes now, with an address the second must not get.
+      // Datagrams from one socket to another arrive in order: the late one is handled first.
       held.send(first!, reply(first!.query, { answers: [a('late.test', '6.6.6.6')] }));
-      await new Promise((resolve) => setTimeout(resolve, 20));
       held.send(second!, reply(second!.query, { answers: [a('late.test', '127.0.0.2')] }));
       expect((await later).answers).toMatchObject([{ data: '127.0.0.2' }]);
       expect(ignored).toEqual([]);
@@ -167,10 +167,15 @@ describe('late and rejected packets', () => {
   });
 
   test('a socket that received a packet no query accepted takes no new query', async () => {
+    let rejected!: () => void;
+    const seen = new Promise<void>((resolve) => (rejected = resolve));
+    const onIgnored = (): void => rejected();
+    subscribe('signpost:dns:ignored-response', onIgnored);
     const first = client.query('one.test', 'A');
     const [one] = await held.until(1);
     held.send(one!, reply(one!.query, { questions: [{ name: 'evil.test', type: 'A', class: 'IN' }], answers: [a('evil.test', '6.6.6.6')] }));
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await seen; // the forgery reached the socket and was turned away
+    unsubscribe('signpost:dns:ignored-response', onIgnored);
     const second = client.query('two.test', 'A');
     const [, two] = await held.until(2);
     expect(two!.remote.port).not.toBe(one!.remote.port);
@@ -231,7 +236,7 @@ describe('socket lifetime', () => {
       held.socket.send(reply(dnsPacket.decode(message)), remote.port, remote.address);
     });
     const before = await quietHandles();
-    const sockets = new UdpSockets({ idleMs: 300 });
+    const sockets = new UdpSockets({ idleMs: 1000 });
     try {
       await exchange(target(held), { name: 'idle.test', type: 'A' }, options(sockets));
       expect(sockets.open).toBe(1);
@@ -242,7 +247,7 @@ describe('socket lifetime', () => {
       await new Promise((resolve) => setTimeout(resolve, 20));
       await exchange(target(held), { name: 'again.test', type: 'A' }, options(sockets));
       expect(new Set(held.asked.map((q) => q.remote.port)).size).toBe(1);
-      for (let i = 0; i < 100 && sockets.open > 0; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+      for (let i = 0; i < 200 && sockets.open > 0; i++) await new Promise((resolve) => setTimeout(resolve, 20));
       expect(sockets.open).toBe(0);
     } finally {
       sockets.close();
