@@ -375,6 +375,7 @@ export class ResolutionCache {
         entry.resolver.resolve(entry.name, {
           signal: this.#abort.signal,
           previous: entry.resolution,
+          notFound: entry.error instanceof NotFoundError,
         }),
       );
     } catch (error) {

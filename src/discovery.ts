@@ -292,7 +292,7 @@ export class Discovery {
   }
 
   /**
-   * @internal Keeps a name resolved, refreshed and cached for as long as it is watched, for a
+   * Keeps a name resolved, refreshed and cached for as long as it is watched, for a
    * client that holds connections and balances on its own (the gRPC resolver): such a client
    * never picks, and a name nobody picks would otherwise lapse at expiry. `listener` gets the
    * instances after every change (an empty list when the name lost them: `resolve()` then says

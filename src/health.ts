@@ -10,6 +10,7 @@ import { channels, type EjectMessage, type ReturnMessage } from './diagnostics.t
 import { instanceKey } from './instance.ts';
 import type { EjectionOptions, FailurePercentageOptions, ProbeOptions } from './options.ts';
 import type { Instance } from './types.ts';
+import { scrubError } from './redact.ts';
 import { checkInteger, checkDuration, checkKeys, checkObject, invalid } from './validate.ts';
 
 export const DEFAULT_CONSECUTIVE_CONNECT_FAILURES = 1;
@@ -277,6 +278,8 @@ export class HealthTracker {
   /** States ejected now: while none are, balancers need not look at any state. */
   #ejectedCount = 0;
   readonly #listeners = new Set<HealthListener>();
+  /** Whether SIGNPOST_HEALTH was emitted (once per tracker). */
+  #warned = false;
   readonly #probers = new Set<Prober>();
   #totalEjections = 0;
   #refusedEjections = 0;
@@ -635,23 +638,31 @@ export class HealthTracker {
 
   #notify(state: InstanceHealth, event: HealthEvent): void {
     // A listener that throws must not keep the others from rebuilding, nor surface in the
-    // request that reported the failure.
+    // request that reported the failure. (A user's balancer is contained where it is made; a
+    // throw here is signpost's own, reported once per tracker so that it cannot flood.)
     for (const member of this.#membersOf(state)) {
       try {
         member.healthChanged(state, event);
       } catch (error) {
-        process.emitWarning(`signpost: a balancer failed to rebuild after a health change: ${String(error)}`, {
-          code: 'SIGNPOST_HEALTH',
-        });
+        this.#warn('a balancer failed to rebuild after a health change', error);
       }
     }
     for (const listener of [...this.#listeners]) {
       try {
         listener(state, event);
       } catch (error) {
-        process.emitWarning(`signpost: a health listener threw: ${String(error)}`, { code: 'SIGNPOST_HEALTH' });
+        this.#warn('a health listener threw', error);
       }
     }
+  }
+
+  #warn(what: string, error: unknown): void {
+    if (this.#warned) return;
+    this.#warned = true;
+    const { name, code } = scrubError(error) as Error & { code?: unknown };
+    process.emitWarning(`signpost: ${what} (${name}${typeof code === 'string' ? ` ${code}` : ''}); the request and the other balancers carried on`, {
+      code: 'SIGNPOST_HEALTH',
+    });
   }
 }
 

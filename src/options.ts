@@ -220,7 +220,7 @@ export interface CloudMapOptions {
   /**
    * How often a name in use is checked again, in milliseconds: the `ttl` of every Cloud Map
    * answer (the API has none), jittered by ±10 % so that processes never poll together, and
-   * stretched (up to 12 times) while Cloud Map throttles. A check is one DiscoverInstancesRevision
+   * stretched (up to 6 times) while Cloud Map throttles. A check is one DiscoverInstancesRevision
    * call while nothing changed, or one DiscoverInstances for a service with health checks (see
    * {@link CloudMapOptions.healthRefreshInterval}). A fleet of P processes each using S names
    * makes about P × S × 1000 / pollInterval calls per second. From 100 to 3,600,000.
@@ -251,8 +251,8 @@ export interface CloudMapOptions {
    * included; up to one second's worth may go at once. Calls beyond it wait their turn. When
    * Cloud Map throttles (the account-wide quota, shared by every process, is about 1,000/s), the
    * process halves the rate it sends at, at most every 2 s, and the poll interval stretches to
-   * match; the rate grows back over about a minute to 80 % of what was throttled, then very
-   * slowly. From 0.1 to 10,000.
+   * match; once Cloud Map answers again the rate resumes at 70 % of the rate before the throttling and grows
+   * back linearly over about a minute. From 0.1 to 10,000.
    * @default 50
    */
   maxCallsPerSecond?: number;
@@ -370,9 +370,9 @@ export interface BalancerConfig {
  */
 export interface EjectionOptions {
   /**
-   * Refused connections in a row that eject an instance. A refused connection means nothing
-   * listens at the address (a stopped task, a pod that is gone), a strong signal that costs the
-   * caller no wait, so by default the first one ejects.
+   * Connect failures in a row that eject an instance: refused (nothing listens at the address:
+   * a stopped task, a pod that is gone), timed out, unreachable, or a failed TLS handshake. A
+   * strong signal that costs the caller little wait, so by default the first one ejects.
    * @default 1
    */
   consecutiveConnectFailures?: number;

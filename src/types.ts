@@ -72,6 +72,12 @@ export interface ResolveContext {
   readonly signal: AbortSignal;
   /** The last successful resolution of this name, if it carried `state`: for revision gating. */
   readonly previous?: Resolution | undefined;
+  /**
+   * The last answer for this name was that it does not exist (SIGNPOST_ERR_NOT_FOUND): a
+   * resolver that asks several questions may ask one first, and the rest only if the name
+   * exists now (a name that does not exist has no records of any type, RFC 8020).
+   */
+  readonly notFound?: boolean | undefined;
 }
 
 /**

@@ -132,6 +132,23 @@ describe('Discovery over bind9', () => {
     expect(d.stats().queries).toBe(1);
   });
 
+  test('a name that stays missing costs one query per negativeTtl after the first answer, and is found once it exists', async () => {
+    const clock = new FakeClock();
+    const d = discovery({ clock, cache: { negativeTtl: 5000 } });
+    const name = 'appears.test.local';
+    await expect(d.resolve(name)).rejects.toMatchObject({ code: 'SIGNPOST_ERR_NOT_FOUND' });
+    // The first time, A and AAAA go out together (nothing was known).
+    expect(bind.queries(name)).toBe(2);
+    clock.advance(5001);
+    await expect(d.resolve(name)).rejects.toMatchObject({ code: 'SIGNPOST_ERR_NOT_FOUND' });
+    // Known missing: A alone says it still is.
+    expect(bind.queries(name)).toBe(3);
+    await bind.update([`update add ${name} 1 A 127.0.0.11`, `update add ${name} 1 AAAA ::1`]);
+    clock.advance(5001);
+    expect(addresses(await d.resolve(name))).toEqual(['127.0.0.11', '::1']);
+    await bind.update([`update delete ${name} A`, `update delete ${name} AAAA`]);
+  });
+
   test('a name with no addresses is SIGNPOST_ERR_NO_INSTANCES and is cached', async () => {
     const d = discovery({ cache: { negativeTtl: 60_000 } });
     await expect(d.resolve('empty.test.local')).rejects.toMatchObject({ code: 'SIGNPOST_ERR_NO_INSTANCES' });

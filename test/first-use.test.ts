@@ -39,6 +39,7 @@ beforeAll(async () => {
   await writeFile(join(project, 'app.js'), CONSUMER("const { Discovery, DiscoveryAgent, SignpostError } = require('signpost');"));
   await writeFile(join(project, 'app.mjs'), CONSUMER("import { Discovery, DiscoveryAgent, SignpostError } from 'signpost';"));
   await writeFile(join(project, 'import.cjs'), "import('signpost').then(() => console.log('loaded'), (e) => { console.error(e.code, e.message); process.exitCode = 1; });\n");
+  await writeFile(join(project, 'import-grpc.cjs'), "import('signpost/grpc').then(() => console.log('loaded'), (e) => { console.error(e.code, e.message); process.exitCode = 1; });\n");
   await writeFile(join(project, 'require.cjs'), "try { require('signpost'); console.log('loaded'); } catch (e) { console.error(e.code, e.message); process.exitCode = 1; }\n");
 });
 
@@ -122,8 +123,8 @@ describe('the supported Node versions', () => {
   });
 
   const old = olderNode();
-  it.skipIf(old === undefined)(`an older Node (${old ?? 'none on this machine'}) gets a clear error naming the version needed, at import and require`, async () => {
-    for (const script of ['import.cjs', 'require.cjs']) {
+  it.skipIf(old === undefined)(`an older Node (${old ?? 'none on this machine'}) gets a clear error naming the version needed, at import and require, of signpost/grpc too`, async () => {
+    for (const script of ['import.cjs', 'require.cjs', 'import-grpc.cjs']) {
       const result = spawnSync(old!, [script], { cwd: project, encoding: 'utf8', timeout: 20_000 });
       expect(result.status, script).toBe(1);
       expect(result.stdout, script).toBe('');

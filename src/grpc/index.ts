@@ -6,6 +6,7 @@
  *   registerGrpcResolver({ discovery });
  *   new grpc.Client('signpost:///orders.myapp.local:50051', grpc.credentials.createInsecure());
  */
+import '../assert-node.ts';
 import { experimental } from '@grpc/grpc-js';
 import { Discovery } from '../discovery.ts';
 import { InvalidArgumentError } from '../errors.ts';

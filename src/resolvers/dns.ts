@@ -34,6 +34,12 @@ export class DnsResolver implements Resolver {
   }
 
   async resolve(name: string, context: ResolveContext): Promise<Resolution> {
+    if (context.notFound === true && this.#families.length === 2) {
+      // The name did not exist at the last answer: one question (A) says whether it still does
+      // not (NXDOMAIN is thrown from here), so a name that stays missing costs one query per
+      // negativeTtl, not two. When it exists now, both families are asked as usual.
+      await this.#client.lookup(name, [this.#families[0]!], context.signal);
+    }
     const resolution = this.#resolution(await this.#client.lookup(name, this.#families, context.signal));
     if (resolution.instances.length > 0) return resolution;
     return { ...resolution, why: await this.#whyEmpty(name, context.signal) };

@@ -111,9 +111,13 @@ test('instances join and leave every second under load: heap, handles and pools 
       await sleep(50);
     }
   };
-  /** Under the trickle: waits until the served set is `set` and only its pools are open. */
+  /**
+   * Under the trickle: waits until the served set is `set` and only its pools are open. A loaded
+   * machine can take seconds to drain the last connections of instances that left, so this waits
+   * up to 30 s: the assertion below is that the pools do close, not how fast.
+   */
   const settle = async (set: Set<InstanceServer>): Promise<void> => {
-    for (let i = 0; i < 100; i++) {
+    for (let i = 0; i < 600; i++) {
       const served = new Set(discovery.instancesSync(NAME).map((x) => x.address));
       if (served.size === set.size && [...set].every((b) => served.has(b.address)) && openPools === set.size) break;
       await sleep(50);
