@@ -169,6 +169,16 @@ export interface DnsOptions {
    */
   randomizeCase?: boolean;
   /**
+   * Queries one UDP socket carries before a fresh socket (a fresh random source port) replaces
+   * it. At 1, every query has a source port of its own, the strongest defence against off-path
+   * spoofing: a forger must guess the port and the ID of each query. The next socket is made
+   * while a query waits for its answer, so this costs no latency. Higher values share a socket
+   * between queries as c-ares does (`udp_max_queries`): fewer sockets opened and closed, with the
+   * port guessed once for several queries. From 1 to 256.
+   * @default 1
+   */
+  udpMaxQueries?: number;
+  /**
    * The resolv.conf read when `servers` is not given: its `nameserver`s (up to 3), `search` or
    * `domain`, and `options ndots`, `timeout`, `attempts` (used as `tries`), `rotate`,
    * `no-tld-query`; `LOCALDOMAIN` and `RES_OPTIONS` in the environment apply as for getaddrinfo.

@@ -32,6 +32,8 @@ export const DEFAULT_DNS_TIMEOUT_MS = 2000;
 export const DEFAULT_DNS_TRIES = 2;
 /** The most tries per server: beyond this a dead server only delays the error. */
 export const MAX_DNS_TRIES = 10;
+/** The most queries `dns.udpMaxQueries` lets one UDP socket carry. */
+export const MAX_UDP_QUERIES = 256;
 /** Queries one client has in flight at most; more wait their turn. */
 export const MAX_QUERIES_IN_FLIGHT = 128;
 /** CNAMEs followed from a name before giving up: a loop must fail, not hang. */
@@ -109,7 +111,7 @@ function server(address: string, port: string | undefined, family: 4 | 6, label:
   return { address, port: number, family, label };
 }
 
-const DNS_OPTION_KEYS = ['servers', 'timeout', 'tries', 'search', 'ndots', 'rotate', 'randomizeCase', 'resolvConf'];
+const DNS_OPTION_KEYS = ['servers', 'timeout', 'tries', 'search', 'ndots', 'rotate', 'randomizeCase', 'udpMaxQueries', 'resolvConf'];
 
 /**
  * Checks {@link DnsOptions} (throws InvalidArgumentError naming `path.<option>`) and returns a
@@ -127,7 +129,7 @@ export function parseDnsOptions(options: unknown, path = 'dns'): DnsOptions {
 function checkDnsOptions(options: unknown, path: string): asserts options is DnsOptions {
   checkObject(path, options);
   checkKeys(path, options, DNS_OPTION_KEYS);
-  const { servers, timeout, tries, search, ndots, rotate, randomizeCase, resolvConf } = options;
+  const { servers, timeout, tries, search, ndots, rotate, randomizeCase, udpMaxQueries, resolvConf } = options;
   if (servers !== undefined) {
     if (!Array.isArray(servers) || servers.length === 0) {
       throw invalid(`${path}.servers`, servers, 'a non-empty array of "ip", "ip:port" or "[ipv6]:port" strings');
@@ -147,6 +149,7 @@ function checkDnsOptions(options: unknown, path: string): asserts options is Dns
   if (ndots !== undefined) checkInteger(`${path}.ndots`, ndots, 0, MAX_NDOTS);
   if (rotate !== undefined && typeof rotate !== 'boolean') throw invalid(`${path}.rotate`, rotate, 'true or false');
   if (randomizeCase !== undefined && typeof randomizeCase !== 'boolean') throw invalid(`${path}.randomizeCase`, randomizeCase, 'true or false');
+  if (udpMaxQueries !== undefined) checkInteger(`${path}.udpMaxQueries`, udpMaxQueries, 1, MAX_UDP_QUERIES);
   if (resolvConf !== undefined) {
     checkString(`${path}.resolvConf`, resolvConf);
     if (!resolvConf.startsWith('/')) throw invalid(`${path}.resolvConf`, resolvConf, 'an absolute path such as "/etc/resolv.conf"');
@@ -160,6 +163,7 @@ export interface DnsSettings {
   readonly tries: number;
   readonly rotate: boolean;
   readonly randomizeCase: boolean;
+  readonly udpMaxQueries: number;
   readonly search: readonly string[];
   readonly ndots: number;
   readonly noTldQuery: boolean;
@@ -181,6 +185,7 @@ export function dnsSettings(options: DnsOptions = {}): DnsSettings {
     tries: options.tries ?? DEFAULT_DNS_TRIES,
     rotate: options.rotate ?? false,
     randomizeCase: options.randomizeCase ?? false,
+    udpMaxQueries: options.udpMaxQueries ?? 1,
   };
   if (options.servers !== undefined) {
     return {
@@ -205,6 +210,7 @@ export function dnsSettings(options: DnsOptions = {}): DnsSettings {
     tries: options.tries ?? system.attempts ?? DEFAULT_DNS_TRIES,
     rotate: options.rotate ?? system.rotate,
     randomizeCase: base.randomizeCase,
+    udpMaxQueries: base.udpMaxQueries,
     servers,
     search: (options.search ?? system.search).map(normalizeName),
     ndots: options.ndots ?? system.ndots,
@@ -234,8 +240,8 @@ export class DnsClient {
   readonly #closing = new AbortController();
   /** Servers that answered FORMERR to EDNS0 and then answered without it. */
   readonly #noEdns = new Set<DnsServer>();
-  /** The UDP sockets every query of this client shares, a few queries each (`udp.ts`). */
-  readonly #sockets = new UdpSockets();
+  /** The UDP sockets of this client's queries (`udp.ts`): `udpMaxQueries` queries each. */
+  readonly #sockets: UdpSockets;
   #inflight = 0;
   readonly #waiting: Array<{ resolve: () => void }> = [];
 
@@ -244,6 +250,7 @@ export class DnsClient {
     // Every query in flight listens on it; the listeners go when the query settles.
     setMaxListeners(0, this.#closing.signal);
     this.#pool = new ServerSet(this.settings.servers, { rotate: this.settings.rotate });
+    this.#sockets = new UdpSockets({ maxQueries: this.settings.udpMaxQueries });
   }
 
   /** The servers queried, as given (or as the system lists them). */

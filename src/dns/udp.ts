@@ -1,11 +1,16 @@
 /**
- * The UDP sockets of one DNS client, shared by its queries the way c-ares shares them: creating,
- * binding, connecting and closing a socket per query cost more than the rest of a cold lookup
- * on loopback. The hardening of a socket per query is kept as far as sharing allows:
+ * The UDP sockets of one DNS client. Creating, binding and connecting a socket is most of a cold
+ * lookup's cost on a fast network, so it is taken off the query's path, without weakening what a
+ * socket per query gives:
  *
- * - one connected socket per server (the kernel drops datagrams from any other address or port),
- *   used for at most {@link UDP_MAX_QUERIES} queries and then replaced by a fresh one, so the
- *   source port still changes every few queries (c-ares' `udp_max_queries`);
+ * - a socket carries at most `maxQueries` queries (`dns.udpMaxQueries`, 1 by default: a source
+ *   port of its own for every query) and is then replaced by a fresh one, so the source port
+ *   changes (c-ares' `udp_max_queries`);
+ * - the next socket to a server is made ahead of need: when a query takes a server's socket for
+ *   its last query, a spare is made and connected right after (`setImmediate`, while the query
+ *   waits for its answer), so the next query finds it ready. A spare that receives anything
+ *   before its first query is retired (nobody may know its port yet);
+ * - one connected socket per server (the kernel drops datagrams from any other address or port);
  * - every query on a socket gets a random ID that no other query on that socket had (so a late
  *   answer to an earlier query can never be taken for a later one), and a reply goes only to the
  *   query whose ID it carries, which still checks the source, the ID, the QR bit and the
@@ -23,8 +28,8 @@
 import { randomInt } from 'node:crypto';
 import { createSocket, type RemoteInfo, type Socket, type SocketOptions } from 'node:dgram';
 
-/** Queries one UDP socket carries before a fresh one (a fresh source port) replaces it. */
-export const UDP_MAX_QUERIES = 16;
+/** Queries one UDP socket carries before a fresh one (a fresh source port) replaces it, by default. */
+export const UDP_MAX_QUERIES = 1;
 /** How long a socket with no query in flight is kept for the next one, in milliseconds. */
 export const UDP_IDLE_MS = 1000;
 
@@ -95,7 +100,12 @@ class SharedSocket {
       let receiver = this.pending.get(id);
       if (receiver === undefined) {
         // A late answer to a query that already ended: dropped, as its own closed socket would.
-        if (this.ids.has(id) || this.pending.size === 0) return;
+        if (this.ids.has(id)) return;
+        // Nothing asked on this socket is waiting: whoever sent it found the port on their own.
+        if (this.pending.size === 0) {
+          onRejected(this);
+          return;
+        }
         // An ID never given here: the oldest query judges it (and reports it as ignored).
         receiver = this.pending.values().next().value!;
       }
@@ -147,6 +157,8 @@ export class UdpSockets {
   readonly #current = new Map<string, SharedSocket>();
   /** Every socket not closed yet: current ones, and retired ones waiting for their last answer. */
   readonly #open = new Set<SharedSocket>();
+  /** Servers whose spare socket is being made (at most one at a time each). */
+  readonly #sparing = new Set<string>();
   #closed = false;
 
   constructor(options: { readonly maxQueries?: number; readonly idleMs?: number } = {}) {
@@ -159,6 +171,19 @@ export class UdpSockets {
     return this.#open.size;
   }
 
+  /** The local ports of the sockets open now, for tests. */
+  get ports(): number[] {
+    const ports: number[] = [];
+    for (const shared of this.#open) {
+      try {
+        ports.push(shared.socket.address().port);
+      } catch {
+        // Not bound yet.
+      }
+    }
+    return ports;
+  }
+
   /**
    * Gives a query to `target` a socket and an ID: the current socket while it has queries left,
    * else a fresh one. Throws once {@link close} was called.
@@ -167,21 +192,22 @@ export class UdpSockets {
     if (this.#closed) throw new Error('the DNS client is closed');
     const key = `${target.address}|${target.port}`;
     let shared = this.#current.get(key);
-    if (shared === undefined || shared.retired) {
-      shared = new SharedSocket(
-        target,
-        key,
-        (failed, error) => this.#failed(failed, error),
-        (suspect) => this.#retire(suspect),
-      );
-      this.#current.set(key, shared);
-      this.#open.add(shared);
-    }
+    if (shared === undefined || shared.retired) shared = this.#make(target, key);
     // An idle socket back in use keeps the process alive again while its query is in flight.
     if (shared.pending.size === 0) shared.socket.ref();
     const id = shared.freeId();
     shared.pending.set(id, receiver);
-    if (++shared.used >= this.#maxQueries) this.#retire(shared);
+    if (++shared.used >= this.#maxQueries) {
+      this.#retire(shared);
+      // The next query to this server finds a socket ready, made while this one waits.
+      if (!this.#sparing.has(key)) {
+        this.#sparing.add(key);
+        setImmediate(() => {
+          this.#sparing.delete(key);
+          this.#spare(target, key);
+        });
+      }
+    }
     const socket = shared;
     let released = false;
     return {
@@ -200,6 +226,38 @@ export class UdpSockets {
         this.#settled(socket);
       },
     };
+  }
+
+  /** A fresh socket to `target`, the one that takes the next query to it. */
+  #make(target: UdpTarget, key: string): SharedSocket {
+    const shared = new SharedSocket(
+      target,
+      key,
+      (failed, error) => this.#failed(failed, error),
+      (suspect) => {
+        // No new query on it; closed now when nothing is in flight (an idle or spare socket).
+        this.#retire(suspect);
+        this.#settled(suspect);
+      },
+    );
+    this.#current.set(key, shared);
+    this.#open.add(shared);
+    return shared;
+  }
+
+  /** Makes the next socket to `target` ahead of need, unless one is ready; it idles meanwhile. */
+  #spare(target: UdpTarget, key: string): void {
+    if (this.#closed) return;
+    const current = this.#current.get(key);
+    if (current !== undefined && !current.retired) return;
+    let spare: SharedSocket;
+    try {
+      spare = this.#make(target, key);
+    } catch {
+      // No socket now (file descriptors run out): the next query makes its own, and says why.
+      return;
+    }
+    this.#settled(spare);
   }
 
   /** Closes every socket now; queries still in flight on them fail. Idempotent. */

@@ -1,8 +1,8 @@
 /**
  * One DNS exchange with one server over the wire (RFC 1035), hardened against off-path spoofing
- * and hostile servers: a random ID per try, never that of another query in flight on the same
- * socket, on a connected UDP socket shared with the client's other queries to that server and
- * replaced every few queries, so the source port keeps changing (`udp.ts`); answers checked for
+ * and hostile servers: a random ID per try, never that of another query on the same socket, on a
+ * connected UDP socket of its own by default (a fresh source port per query; `dns.udpMaxQueries`
+ * lets a socket carry several, see `udp.ts`); answers checked for
  * source, ID, QR bit and the exact question (with 0x20 case randomization when asked for),
  * garbage ignored rather than fatal, EDNS0 with a 1,232-byte buffer, TCP (a connection and an ID
  * of its own) when the answer is truncated, bounded sizes and record counts.
@@ -114,7 +114,7 @@ export interface ExchangeOptions {
   readonly edns: boolean;
   /** Told about every packet that was not accepted, and why (for diagnostics). */
   readonly onIgnored?: ((server: DnsServer, reason: string) => void) | undefined;
-  /** The client's UDP sockets, shared by its queries (`udp.ts`). */
+  /** The client's UDP sockets (`udp.ts`). */
   readonly sockets: UdpSockets;
 }
 

@@ -1,8 +1,7 @@
 /**
- * The wire client against spoofing and broken servers: a random ID per query and a fresh source
- * port every 16 queries, owner names checked along CNAME chains, 0x20, EDNS0 fallback, truncation
- * over a path that refuses TCP, server selection that remembers failures, and errors that name
- * each server.
+ * The wire client against spoofing and broken servers: a fresh source port and ID per query,
+ * owner names checked along CNAME chains, 0x20, EDNS0 fallback, truncation over a path that
+ * refuses TCP, server selection that remembers failures, and errors that name each server.
  */
 import { createSocket, type Socket } from 'node:dgram';
 import dnsPacket from 'dns-packet';
@@ -87,7 +86,7 @@ describe('answers are checked record by record', () => {
 });
 
 describe('spoofing', () => {
-  test('a source port carries at most 16 queries, IDs are random and never shared in flight on one port, also 32 at a time', async () => {
+  test('every query has its own source port and a random ID, also 32 at a time', async () => {
     const server: Socket = createSocket('udp4');
     const seen: Array<{ port: number; id: number }> = [];
     server.on('message', (message, remote) => {
@@ -102,18 +101,13 @@ describe('spoofing', () => {
         await Promise.all(Array.from({ length: 32 }, (_, i) => own.lookup(`n${batch}-${i}.test`, [4])));
       }
       expect(seen).toHaveLength(512);
-      const perPort = new Map<number, number>();
-      for (const { port } of seen) perPort.set(port, (perPort.get(port) ?? 0) + 1);
-      // Sockets are shared, UDP_MAX_QUERIES (16) queries each, then replaced: the kernel's random
-      // ephemeral ports repeat now and then across sockets (a few in 32 draws), never in step.
-      expect(Math.max(...perPort.values())).toBeLessThanOrEqual(32);
-      expect(perPort.size).toBeGreaterThanOrEqual(30);
+      // Queries in flight together never share a port; over time the kernel's random ephemeral
+      // ports repeat now and then (a few in 512 draws), never in step.
       for (let batch = 0; batch < 16; batch++) {
-        // 32 queries in flight together: two sockets, 16 distinct IDs on each.
-        const inFlight = seen.slice(batch * 32, batch * 32 + 32);
-        expect(new Set(inFlight.map((s) => s.port)).size).toBe(2);
-        expect(new Set(inFlight.map((s) => `${s.port}/${s.id}`)).size).toBe(32);
+        expect(new Set(seen.slice(batch * 32, batch * 32 + 32).map((s) => s.port)).size).toBe(32);
       }
+      expect(new Set(seen.map((s) => s.port)).size).toBeGreaterThan(480);
+      // 512 draws from 65,536: a few repeats at most, never a sequence.
       expect(new Set(seen.map((s) => s.id)).size).toBeGreaterThan(490);
     } finally {
       own.close();

@@ -63,7 +63,7 @@ let client: DnsClient;
 
 beforeEach(async () => {
   held = await Held.start();
-  client = new DnsClient(dnsSettings({ servers: [held.server], timeout: 500, tries: 1 }));
+  client = new DnsClient(dnsSettings({ servers: [held.server], timeout: 500, tries: 1, udpMaxQueries: 16 }));
 });
 afterEach(() => {
   client.close();
@@ -146,7 +146,7 @@ describe('late and rejected packets', () => {
     const ignored: unknown[] = [];
     const onIgnored = (message: unknown): void => void ignored.push(message);
     subscribe('signpost:dns:ignored-response', onIgnored);
-    const own = new DnsClient(dnsSettings({ servers: [held.server], timeout: 100, tries: 1 }));
+    const own = new DnsClient(dnsSettings({ servers: [held.server], timeout: 100, tries: 1, udpMaxQueries: 16 }));
     try {
       await expect(own.query('late.test', 'A')).rejects.toMatchObject({ code: 'SIGNPOST_ERR_RESOLVE' });
       const later = own.query('late.test', 'A');
@@ -218,7 +218,7 @@ describe('socket lifetime', () => {
     await new Promise<void>((resolve) => dead.bind(0, '127.0.0.1', resolve));
     const deadPort = dead.address().port;
     dead.close(); // nothing listens there: the kernel answers ICMP port unreachable
-    const sockets = new UdpSockets();
+    const sockets = new UdpSockets({ maxQueries: 16 });
     try {
       const live = exchange(target(held), { name: 'live.test', type: 'A' }, options(sockets));
       const [asked] = await held.until(1);
@@ -236,7 +236,7 @@ describe('socket lifetime', () => {
       held.socket.send(reply(dnsPacket.decode(message)), remote.port, remote.address);
     });
     const before = await quietHandles();
-    const sockets = new UdpSockets({ idleMs: 1000 });
+    const sockets = new UdpSockets({ idleMs: 1000, maxQueries: 16 });
     try {
       await exchange(target(held), { name: 'idle.test', type: 'A' }, options(sockets));
       expect(sockets.open).toBe(1);
@@ -249,6 +249,50 @@ describe('socket lifetime', () => {
       expect(new Set(held.asked.map((q) => q.remote.port)).size).toBe(1);
       for (let i = 0; i < 200 && sockets.open > 0; i++) await new Promise((resolve) => setTimeout(resolve, 20));
       expect(sockets.open).toBe(0);
+    } finally {
+      sockets.close();
+    }
+  });
+
+  test('by default every query has a source port of its own, on a socket made while the one before waited', async () => {
+    held.socket.on('message', (message, remote) => {
+      const query = dnsPacket.decode(message);
+      held.socket.send(reply(query, { answers: [a(query.questions![0]!.name, '127.0.0.2')] }), remote.port, remote.address);
+    });
+    const sockets = new UdpSockets();
+    try {
+      const spares: number[] = [];
+      for (let i = 0; i < 6; i++) {
+        await exchange(target(held), { name: `own${i}.test`, type: 'A' }, options(sockets));
+        await new Promise((resolve) => setImmediate(resolve));
+        // The used socket closed; the spare is open, idle, and takes the next query.
+        expect(sockets.open).toBe(1);
+        spares.push(sockets.ports[0]!);
+      }
+      const ports = held.asked.map((q) => q.remote.port);
+      expect(new Set(ports).size).toBe(6);
+      expect(ports.slice(1)).toEqual(spares.slice(0, 5));
+    } finally {
+      sockets.close();
+    }
+  });
+
+  test('a spare socket that receives anything before its first query is never used', async () => {
+    held.socket.on('message', (message, remote) => {
+      const query = dnsPacket.decode(message);
+      held.socket.send(reply(query, { answers: [a(query.questions![0]!.name, '127.0.0.2')] }), remote.port, remote.address);
+    });
+    const sockets = new UdpSockets();
+    try {
+      await exchange(target(held), { name: 'first.test', type: 'A' }, options(sockets));
+      await new Promise((resolve) => setImmediate(resolve));
+      const [spare] = sockets.ports;
+      // Someone found the spare's port: a datagram from the server's own address and port.
+      held.socket.send(Buffer.from([0x12, 0x34, 0x81, 0x80]), spare!, '127.0.0.1');
+      for (let i = 0; i < 100 && sockets.ports.includes(spare!); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+      expect(sockets.ports).not.toContain(spare);
+      await exchange(target(held), { name: 'second.test', type: 'A' }, options(sockets));
+      expect(held.asked.map((q) => q.remote.port)).not.toContain(spare);
     } finally {
       sockets.close();
     }

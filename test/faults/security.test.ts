@@ -1,7 +1,7 @@
 /**
  * The threat model, tested: the wire DNS client's defences against spoofing (random IDs, a fresh
- * source port every 16 queries, answers matched to the question, bounded answer size and records
- * per name); TLS verified against the service name with no silent fallback; credentials and signed
+ * source port per query, answers matched to the question, bounded answer size and records per
+ * name); TLS verified against the service name with no silent fallback; credentials and signed
  * headers never in errors, their causes, or diagnostics events.
  */
 import { createSocket } from 'node:dgram';
@@ -22,7 +22,7 @@ import { Fleet, TestCa } from '../fixtures/fleet.ts';
 import { report } from './support.ts';
 
 describe('wire DNS client', () => {
-  test('random IDs, and a fresh source port every 16 queries', async () => {
+  test('random IDs and a fresh source port for every query', async () => {
     // A responder of our own: it sees each query's source port, which FaultDns does not expose.
     const server = createSocket('udp4');
     await new Promise<void>((resolve) => server.bind(0, '127.0.0.1', resolve));
@@ -56,14 +56,10 @@ describe('wire DNS client', () => {
       sequentialPorts,
     });
     expect(seen).toHaveLength(queries);
-    // 500 draws from 65,536 IDs: a handful of repeats at most. A socket carries 16 queries
-    // (UDP_MAX_QUERIES) and is then replaced; the kernel's ephemeral ports are random on Linux,
-    // so 32 sockets show as about 32 ports (two sockets drawing the same port now and then).
+    // 500 draws from 65,536 IDs: a handful of repeats at most; the kernel's ephemeral ports are
+    // random on Linux, so a reused socket would show as a repeated port.
     expect(ids.size).toBeGreaterThan(queries * 0.95);
-    expect(ports.size).toBeGreaterThanOrEqual(Math.floor(queries / 16) - 2);
-    const perPort = new Map<number, number>();
-    for (const { port } of seen) perPort.set(port, (perPort.get(port) ?? 0) + 1);
-    expect(Math.max(...perPort.values())).toBeLessThanOrEqual(32);
+    expect(ports.size).toBeGreaterThan(queries * 0.9);
     expect(sequentialIds).toBeLessThan(queries * 0.05);
   });
 
