@@ -384,7 +384,8 @@ function exchangeUdp(
       lease.send(encodeQuery(lease.id, question, options.edns), (error) => {
         if (error) settle(networkError(error));
       });
-      // The socket stays with the client for the next queries; this one's place on it ends.
+      // This query's place on the socket ends; the socket closes once its queries are done, or
+      // (with dns.udpMaxQueries above 1) stays with the client for the next ones.
       return () => lease.release();
     },
   );
